@@ -1,0 +1,1 @@
+"""Training-free co-saliency baselines (numpy/opencv only)."""

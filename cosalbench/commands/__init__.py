@@ -1,0 +1,1 @@
+"""Thin click commands; each module holds the commands of one feature."""

@@ -1,0 +1,1 @@
+"""Metrics: exact, histogram-based saliency measures under three named protocols."""

@@ -1,0 +1,25 @@
+"""Shared fixtures: the ../shared folder (skipped when absent) and a small synthetic set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosalbench.datasets import synth
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The project's ``../shared`` folder; tests using it skip when it is absent."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"{SHARED_DIR} is absent (only the project's CI and developers have it)")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding the default synthetic set ``Synth`` (4 groups x 6 images, 120x160)."""
+    return synth.write_dataset(tmp_path_factory.mktemp("synth"))
