@@ -1,0 +1,218 @@
+"""``cosalbench report``, ``plot`` and ``compare``: tables, curve figures and paired tests from results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cosalbench.errors import CosalbenchError
+from cosalbench.io import write_text
+from cosalbench.metrics.results_io import AGGREGATIONS, collect_results, select
+
+METRICS_HELP = (
+    "comma-separated metrics: sm, mae, maxem, meanem, adpem, maxfm, meanfm, adpfm, adpfm_meanstd, auc, wfm"
+)
+AGGREGATION_HELP = (
+    "image_mean or group_mean (default: the protocol's own, group_mean for cosal-matlab, else image_mean)"
+)
+results_argument = click.argument(
+    "results", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _emit(text: str, out: Path | None) -> None:
+    """Print ``text``, or write it atomically to ``out`` and say so."""
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        write_text(out, text)
+        click.echo(f"wrote {out}", err=True)
+
+
+@click.command()
+@results_argument
+@click.option(
+    "--datasets", help="comma-separated datasets, in column order (default: all, in order of appearance)"
+)
+@click.option("--metrics", default="sm,maxem,maxfm,mae", show_default=True, help=METRICS_HELP)
+@click.option("--aggregation", type=click.Choice(AGGREGATIONS), help=AGGREGATION_HELP)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "latex", "csv", "html"]),
+    help="default: from --out suffix (.tex .csv .html), else md",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the table here instead of printing it",
+)
+@click.option(
+    "--allow-mixed-protocols",
+    is_flag=True,
+    help="put results of different protocols side by side, one column block each",
+)
+@click.option("--by-group", is_flag=True, help="list the groups where two methods differ most on --dataset")
+@click.option("--dataset", help="dataset of --by-group")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="groups listed by --by-group"
+)
+@click.option("--all-groups", is_flag=True, help="with --by-group: list every shared group")
+@click.option(
+    "--digits",
+    type=click.IntRange(0, 8),
+    default=3,
+    show_default=True,
+    help="decimals shown (ranks use the shown values)",
+)
+def report(
+    results: tuple[Path, ...],
+    datasets: str | None,
+    metrics: str,
+    aggregation: str | None,
+    fmt: str | None,
+    out: Path | None,
+    allow_mixed_protocols: bool,
+    by_group: bool,
+    dataset: str | None,
+    top: int,
+    all_groups: bool,
+    digits: int,
+) -> None:
+    """One table of methods x (dataset, metric) from result JSONs (files or folders), best values marked.
+
+    Best per column in bold, second best underlined (direction-aware: lower MAE is better). The
+    caption names the protocol and aggregation; results of different protocols are refused unless
+    --allow-mixed-protocols.
+    """
+    from cosalbench.metrics.report import by_group_table, format_for, render, results_table
+
+    docs = collect_results(results)
+    fmt = format_for(None if out is None else str(out), fmt)
+    if by_group:
+        if not dataset:
+            raise CosalbenchError(None, "--by-group needs --dataset NAME")
+        table = by_group_table(docs, dataset, _split(metrics), top=None if all_groups else top, digits=digits)
+    else:
+        if dataset:
+            raise CosalbenchError(
+                None, "--dataset is for --by-group", "use --datasets to choose table columns"
+            )
+        table = results_table(
+            docs, _split(metrics), aggregation, _split(datasets), allow_mixed_protocols, digits
+        )
+    _emit(render(table, fmt), out)
+
+
+@click.command()
+@results_argument
+@click.option("--dataset", help="dataset to plot (needed when the results hold several)")
+@click.option("--curves", default="pr,fm", show_default=True, help="comma-separated panels: pr, fm, em, roc")
+@click.option("--aggregation", type=click.Choice(AGGREGATIONS), help=AGGREGATION_HELP)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="figure file, .png or .pdf [default: <dataset>-curves.png]",
+)
+@click.option("--title", help="figure title (default: dataset, protocol and aggregation)")
+def plot(
+    results: tuple[Path, ...],
+    dataset: str | None,
+    curves: str,
+    aggregation: str | None,
+    out: Path | None,
+    title: str | None,
+) -> None:
+    """Curves of several methods on one dataset in one figure (PR, F and E against threshold, ROC)."""
+    from cosalbench.metrics.plots import plot_curves
+    from cosalbench.metrics.report import default_aggregation
+
+    docs = select(collect_results(results), [dataset] if dataset else None)
+    names = sorted({doc["dataset"] for doc in docs})
+    if len(names) > 1:
+        raise CosalbenchError(
+            None, f"results hold several datasets ({', '.join(names)})", "choose one with --dataset"
+        )
+    aggregation = aggregation or default_aggregation(docs[0]["protocol"])
+    out = out or Path(f"{names[0]}-curves.png")
+    path = plot_curves(docs, out, curves=_split(curves), aggregation=aggregation, title=title)
+    click.echo(f"wrote {path} ({len(docs)} methods, {names[0]}, {aggregation})")
+
+
+def _one_result(path: Path, dataset: str | None) -> dict:
+    """The single result document of ``path`` (a file, or a method folder with ``dataset``)."""
+    docs = select(collect_results([path]), [dataset] if dataset else None)
+    if len(docs) != 1:
+        found = ", ".join(f"{d['method']}/{d['dataset']} ({d['protocol']})" for d in docs)
+        raise CosalbenchError(
+            path, f"holds {len(docs)} results ({found}), expected one", "name a result file or pass --dataset"
+        )
+    return docs[0]
+
+
+@click.command()
+@click.argument("a", type=click.Path(exists=True, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, path_type=Path))
+@click.option("--dataset", help="dataset to compare (needed when A or B is a folder with several)")
+@click.option("--metrics", default="sm,maxem,maxfm,mae", show_default=True, help=METRICS_HELP)
+@click.option("--aggregation", type=click.Choice(AGGREGATIONS), help=AGGREGATION_HELP)
+@click.option(
+    "--n-boot",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="bootstrap resamples of groups",
+)
+@click.option(
+    "--n-perm",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="random label swaps of the permutation test",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="random seed (results are deterministic for a seed)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="write the printout (or JSON) here"
+)
+@click.option(
+    "--figure",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also draw the per-group B − A of the first metric as bars (.png or .pdf)",
+)
+def compare(
+    a: Path,
+    b: Path,
+    dataset: str | None,
+    metrics: str,
+    aggregation: str | None,
+    n_boot: int,
+    n_perm: int,
+    seed: int,
+    as_json: bool,
+    out: Path | None,
+    figure: Path | None,
+) -> None:
+    """Paired comparison of methods A and B on the same images: B − A per metric with a 95% bootstrap
+    interval over groups, a paired permutation p-value, and per-group wins/losses/ties."""
+    from cosalbench.metrics.compare import compare_results, comparison_json, format_comparison
+
+    doc_a, doc_b = _one_result(a, dataset), _one_result(b, dataset)
+    result = compare_results(doc_a, doc_b, _split(metrics), aggregation, n_boot, n_perm, seed)
+    _emit(comparison_json(result) if as_json else format_comparison(result), out)
+    if figure is not None:
+        from cosalbench.metrics.plots import plot_group_differences
+
+        plot_group_differences(doc_a, doc_b, figure, metric=_split(metrics)[0])
+        click.echo(f"wrote {figure}", err=True)

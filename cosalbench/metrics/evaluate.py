@@ -1,0 +1,358 @@
+"""Evaluate prediction folders against canonical ground truth.
+
+Three steps: *plan* (resolve dataset names, find the method folders, pair every ground-truth mask
+with its prediction by (group, stem)), *score* (decode and score images, chunked over a process
+pool; only paths go to the workers and compact arrays come back) and *reduce* (aggregate the
+per-image rows into one result document per method x dataset, see :mod:`cosalbench.metrics.results`).
+
+PRED layouts: ``PRED`` is a *method folder* when it directly holds a folder for one of the requested
+datasets (``PRED/<Dataset>/<group>/<stem>.png``; the method is named after ``PRED`` itself);
+otherwise it is a *folder of methods* and every sub-folder holding a folder for a requested dataset
+is evaluated (``PRED/<method>/<Dataset>/...``). Dataset folders match the canonical name, its case
+variants and its registry aliases.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from cosalbench import layout
+from cosalbench.datasets import registry
+from cosalbench.errors import CosalbenchError
+from cosalbench.metrics import results
+from cosalbench.metrics.aggregate import aggregate_groups
+from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
+from cosalbench.parallel import process_pool
+
+# images per task sent to a worker: large enough to amortise IPC, small enough to balance the load
+MAX_CHUNK = 64
+LAYOUT_HINT = "expected PRED/<Dataset>/<group>/<stem>.png or PRED/<method>/<Dataset>/<group>/<stem>.png"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One ground-truth mask and its prediction, keyed by (group, stem)."""
+
+    group: str
+    stem: str
+    gt: Path
+    pred: Path
+
+
+@dataclass
+class Job:
+    """One (method, dataset) evaluation: the pairs to score and the predictions that are missing."""
+
+    method: str
+    dataset: str
+    pred_dir: Path
+    pairs: list[Pair]
+    missing: list[str]
+
+
+@dataclass
+class Plan:
+    """Everything to score, plus the (method, dataset) combinations without a prediction folder."""
+
+    jobs: list[Job] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def resolve_dataset(name: str, data_root: Path) -> str:
+    """Canonical spelling of ``name`` from the registry, or ``name`` itself when its GT folder exists."""
+    info = registry.lookup(name)
+    if info is not None:
+        return info.name
+    if layout.gts_dir(data_root, name).is_dir():
+        return name
+    gts_root = layout.gts_dir(data_root, name).parent
+    spelled = layout.list_groups(gts_root) if gts_root.is_dir() else []
+    spelled = [folder for folder in spelled if folder.casefold() == name.casefold()]
+    if len(spelled) == 1:
+        return spelled[0]
+    known = ", ".join(info.name for info in registry.all_datasets())
+    raise CosalbenchError(
+        layout.gts_dir(data_root, name),
+        f"unknown dataset {name!r} and no such ground-truth folder",
+        f"known datasets: {known}; or check --data-root",
+    )
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return [folder / name for name in layout.list_groups(folder)]
+
+
+def _dataset_dir(folder: Path, dataset: str) -> Path | None:
+    """The sub-folder of ``folder`` holding ``dataset`` (exact name, other case, or a registry alias)."""
+    exact = folder / dataset
+    if exact.is_dir():
+        return exact
+    matches = []
+    for sub in _subfolders(folder):
+        info = registry.lookup(sub.name)
+        if sub.name.lower() == dataset.lower() or (info is not None and info.name == dataset):
+            matches.append(sub)
+    if len(matches) > 1:
+        names = ", ".join(m.name for m in matches)
+        raise CosalbenchError(folder, f"several folders could hold dataset {dataset}: {names}")
+    return matches[0] if matches else None
+
+
+def find_methods(pred_root: Path, datasets: Sequence[str]) -> list[tuple[str, Path]]:
+    """``[(method, folder)]``: ``pred_root`` itself when it is a method folder, else its method sub-folders."""
+    if not pred_root.is_dir():
+        raise CosalbenchError(pred_root, "prediction folder not found", LAYOUT_HINT)
+    if any(_dataset_dir(pred_root, dataset) for dataset in datasets):
+        return [(pred_root.resolve().name, pred_root)]
+    methods = [
+        (sub.name, sub) for sub in _subfolders(pred_root) if any(_dataset_dir(sub, d) for d in datasets)
+    ]
+    if not methods:
+        raise CosalbenchError(pred_root, f"holds no prediction folder for {', '.join(datasets)}", LAYOUT_HINT)
+    return methods
+
+
+def list_ground_truth(gt_dir: Path) -> list[tuple[str, str, Path]]:
+    """``(group, stem, path)`` of every mask under ``gt_dir``, sorted by group then stem."""
+    if not gt_dir.is_dir():
+        raise CosalbenchError(
+            gt_dir, "ground-truth folder not found", "check --data-root and the dataset name"
+        )
+    items = [
+        (group, stem, path)
+        for group in layout.list_groups(gt_dir)
+        for stem, path in layout.list_images(gt_dir / group).items()
+    ]
+    if not items:
+        raise CosalbenchError(gt_dir, "ground-truth folder holds no masks in group sub-folders")
+    return items
+
+
+def pair_predictions(
+    gt_items: Sequence[tuple[str, str, Path]], pred_dir: Path
+) -> tuple[list[Pair], list[str]]:
+    """Pair each mask with ``pred_dir/<group>/<stem>.<any image extension>``; return pairs and missing keys."""
+    by_group = {
+        group: layout.list_images(pred_dir / group) if (pred_dir / group).is_dir() else {}
+        for group in sorted({group for group, _, _ in gt_items})
+    }
+    pairs, missing = [], []
+    for group, stem, gt_path in gt_items:
+        pred = by_group[group].get(stem)
+        if pred is None:
+            missing.append(f"{group}/{stem}")
+        else:
+            pairs.append(Pair(group, stem, gt_path, pred))
+    if not pairs:
+        if any(layout.list_images(pred_dir / group) for group in layout.list_groups(pred_dir)):
+            problem = "no prediction matches a ground-truth (group, stem)"
+        elif layout.list_images(pred_dir):
+            problem = "predictions are not in group sub-folders"
+        else:
+            problem = "prediction folder holds no images"
+        group, stem, _ = gt_items[0]
+        raise CosalbenchError(pred_dir, problem, f"expected e.g. {pred_dir / group / stem}.png")
+    return pairs, missing
+
+
+def plan_evaluation(
+    pred_root: str | Path, datasets: Sequence[str], data_root: str | Path | None = None, strict: bool = False
+) -> Plan:
+    """Resolve datasets and methods and pair every mask with its prediction (no image is decoded)."""
+    if not datasets:
+        raise CosalbenchError(None, "no dataset given", "pass --dataset NAME (repeatable)")
+    root = layout.resolve_data_root(data_root)
+    names = list(dict.fromkeys(resolve_dataset(name, root) for name in datasets))
+    gt_items = {name: list_ground_truth(layout.gts_dir(root, name)) for name in names}
+    plan = Plan()
+    for method, folder in find_methods(Path(pred_root), names):
+        for name in names:
+            pred_dir = _dataset_dir(folder, name)
+            if pred_dir is None:
+                if strict:
+                    raise CosalbenchError(
+                        folder / name, "prediction folder not found", "drop --strict to skip it"
+                    )
+                plan.skipped.append(f"{method}/{name}")
+                continue
+            pairs, missing = pair_predictions(gt_items[name], pred_dir)
+            if missing and strict:
+                first = pred_dir / f"{missing[0]}.png"
+                raise CosalbenchError(
+                    first,
+                    f"prediction missing ({len(missing)} of {len(gt_items[name])} missing)",
+                    "drop --strict",
+                )
+            plan.jobs.append(Job(method, name, pred_dir, pairs, missing))
+    return plan
+
+
+# --- scoring (runs in worker processes) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """Scores of a chunk of images as a few arrays (cheap to pickle); NaN + ``False`` for undefined."""
+
+    scalars: np.ndarray  # (k, len(SCALAR_KEYS)) float64
+    scalar_defined: np.ndarray  # (k, len(SCALAR_KEYS)) bool
+    curves: np.ndarray  # (k, len(CURVE_KEYS), n_thresholds) float64
+    curve_defined: np.ndarray  # (k, len(CURVE_KEYS)) bool
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A bad input file met in a worker (CosalbenchError does not survive pickling)."""
+
+    path: str
+    problem: str
+    hint: str | None
+
+
+def _read(reader: Any, path: str, *args: Any) -> np.ndarray:
+    try:
+        return reader(path, *args)
+    except CosalbenchError:
+        raise
+    except (ValueError, OSError, cv2.error) as exc:
+        raise CosalbenchError(path, f"cannot read image ({exc})") from exc
+
+
+def _pack(scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
+    k = len(scores)
+    scalars = np.full((k, len(SCALAR_KEYS)), np.nan)
+    scalar_defined = np.zeros((k, len(SCALAR_KEYS)), bool)
+    curves = np.full((k, len(CURVE_KEYS), n_thresholds), np.nan)
+    curve_defined = np.zeros((k, len(CURVE_KEYS)), bool)
+    for i, score in enumerate(scores):
+        for j, key in enumerate(SCALAR_KEYS):
+            value = score.scalars.get(key)
+            if value is not None:
+                scalars[i, j], scalar_defined[i, j] = value, True
+        for j, key in enumerate(CURVE_KEYS):
+            curve = score.curves.get(key)
+            if curve is not None:
+                curves[i, j], curve_defined[i, j] = curve, True
+    return _Packed(scalars, scalar_defined, curves, curve_defined)
+
+
+def _unpack(packed: _Packed) -> list[ImageScores]:
+    return [
+        ImageScores(
+            scalars={
+                key: float(packed.scalars[i, j]) if packed.scalar_defined[i, j] else None
+                for j, key in enumerate(SCALAR_KEYS)
+            },
+            curves={
+                key: packed.curves[i, j] for j, key in enumerate(CURVE_KEYS) if packed.curve_defined[i, j]
+            },
+        )
+        for i in range(len(packed.scalars))
+    ]
+
+
+def score_chunk(protocol: str, wfm: bool, chunk: Sequence[tuple[str, str]]) -> _Packed | _Failure:
+    """Decode and score ``[(gt_path, pred_path), ...]`` with ``protocol``; a bad file gives a _Failure."""
+    spec = get_protocol(protocol)
+    scores = []
+    for gt_path, pred_path in chunk:
+        try:
+            gt = _read(spec.read_gt, gt_path)
+            pred = _read(spec.read_pred, pred_path, gt.shape[:2])
+            scores.append(spec.score(pred, gt, wfm=wfm))
+        except CosalbenchError as exc:  # a scoring error names no file: it is the prediction's
+            return _Failure(exc.path or pred_path, exc.problem, exc.hint)
+    return _pack(scores, len(spec.thresholds))
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Any]:
+    """A process pool for ``workers`` > 1, else None (score in-process)."""
+    if workers <= 1:
+        yield None
+        return
+    with process_pool(workers) as pool:
+        yield pool
+
+
+def _chunks(pairs: Sequence[Pair], workers: int) -> list[list[tuple[str, str]]]:
+    size = max(1, min(MAX_CHUNK, -(-len(pairs) // (4 * max(1, workers)))))
+    items = [(str(p.gt), str(p.pred)) for p in pairs]
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def score_job(
+    job: Job, protocol: str, wfm: bool, pool: Any, workers: int, progress: bool
+) -> list[ImageScores]:
+    """Scores of every pair of ``job``, in pair order whatever the number of workers."""
+    chunks = _chunks(job.pairs, workers)
+    task = functools.partial(score_chunk, protocol, wfm)
+    outputs = pool.imap(task, chunks) if pool is not None else map(task, chunks)
+    scores: list[ImageScores] = []
+    desc = f"{job.method}/{job.dataset}"
+    with tqdm(total=len(job.pairs), desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
+        for chunk, packed in zip(chunks, outputs, strict=True):
+            if isinstance(packed, _Failure):
+                raise CosalbenchError(packed.path, packed.problem, packed.hint)
+            scores.extend(_unpack(packed))
+            bar.update(len(chunk))
+    return scores
+
+
+def _reduce(job: Job, protocol: str, scores: list[ImageScores]) -> results.Result:
+    spec = get_protocol(protocol)
+    groups = [pair.group for pair in job.pairs]
+    aggregated = aggregate_groups(scores, groups, spec)
+    keys = [(pair.group, pair.stem) for pair in job.pairs]
+    return results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing)
+
+
+def run_plan(
+    plan: Plan,
+    protocol: str = "pysodmetrics",
+    out: str | Path | None = None,
+    workers: int = 1,
+    wfm: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Score every job of ``plan``; write all results under ``out`` once every one is complete."""
+    get_protocol(protocol)  # fail on an unknown protocol before any decoding
+    finished = []
+    with _pool(workers) as pool:
+        for job in plan.jobs:
+            finished.append(_reduce(job, protocol, score_job(job, protocol, wfm, pool, workers, progress)))
+    if out is not None:
+        for result in finished:
+            results.write_result(Path(out), result)
+    return [result.document for result in finished]
+
+
+def evaluate_predictions(
+    pred_root: str | Path,
+    datasets: Sequence[str],
+    data_root: str | Path | None = None,
+    protocol: str = "pysodmetrics",
+    out: str | Path | None = None,
+    workers: int = 1,
+    wfm: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+) -> list[dict]:
+    """Evaluate a method folder or a folder of methods on ``datasets``; one result document per pair.
+
+    Missing predictions are listed in each document (``missing_predictions``) and the evaluation
+    continues over what exists, unless ``strict``. When ``out`` is given the documents and their
+    per-image CSVs are written as ``<out>/<method>/<Dataset>.json|.images.csv`` after all are done.
+    """
+    plan = plan_evaluation(pred_root, datasets, data_root, strict)
+    return run_plan(plan, protocol, out, workers, wfm, progress)

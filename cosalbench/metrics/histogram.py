@@ -1,0 +1,80 @@
+"""Per-image joint level histograms: the one pass over the pixels every measure is derived from.
+
+A prediction with ``L`` grey levels (256 for 8-bit, 65536 for 16-bit) and a ground truth mapped to
+``G`` classes (2 for a binary mask, one per distinct grey level for a soft mask) give a histogram of
+shape ``(G, L)``; with an S-measure split point it is ``(4, G, L)``, one slab per quadrant in the order
+left-top, right-top, left-bottom, right-bottom. Thresholding the prediction at any value keeps the
+levels above a cut, so every threshold curve is read from reversed cumulative sums of these counts.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_CV_EXACT_LIMIT = 1 << 24  # cv2.calcHist counts in float32: exact below 2**24 pixels
+
+
+def _class_quadrant_index(
+    gt_class: np.ndarray, n_classes: int, split: tuple[int, int] | None, dtype
+) -> np.ndarray:
+    """Per-pixel ``class + n_classes * quadrant``."""
+    index = gt_class.astype(dtype)
+    if split is not None:
+        y, x = split
+        index[:y, x:] += n_classes
+        index[y:, :x] += 2 * n_classes
+        index[y:, x:] += 3 * n_classes
+    return index
+
+
+def level_histogram(
+    levels: np.ndarray,
+    gt_class: np.ndarray,
+    n_classes: int,
+    n_levels: int,
+    split: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Count pixels per (quadrant, GT class, prediction level) in one pass.
+
+    ``levels`` holds integer grey levels in ``[0, n_levels)``, ``gt_class`` integer classes in
+    ``[0, n_classes)`` (a bool mask works), both of the same 2-D shape. ``split=(y, x)`` cuts the image
+    into rows ``[0, y)``/``[y, H)`` and columns ``[0, x)``/``[x, W)`` and returns ``(4, G, L)``;
+    without it the result is ``(G, L)``. Counts are int64. 8-bit maps with few classes use OpenCV's
+    2-D ``calcHist``; anything else one ``np.bincount`` over ``level + L * (class + G * quadrant)``.
+    """
+    n_slabs = 1 if split is None else 4
+    n_bins = n_slabs * n_classes
+    if levels.dtype == np.uint8 and n_bins <= 256 and levels.size < _CV_EXACT_LIMIT:
+        index = _class_quadrant_index(gt_class, n_classes, split, np.uint8)
+        hist = cv2.calcHist(
+            [np.ascontiguousarray(levels), index], [0, 1], None, [256, n_bins], [0, 256, 0, n_bins]
+        )
+        counts = hist.T.astype(np.int64)[:, :n_levels]
+    else:
+        key = _class_quadrant_index(gt_class, n_classes, split, np.intp)
+        key *= n_levels
+        key += levels
+        counts = np.bincount(key.ravel(), minlength=n_bins * n_levels).reshape(n_bins, n_levels)
+    return counts.reshape((n_classes, n_levels) if split is None else (4, n_classes, n_levels))
+
+
+def tail_sums(hist: np.ndarray) -> np.ndarray:
+    """Reversed cumulative sums along the level axis, ``(..., L + 1)``: entry ``L - c`` counts levels ``>= c``."""
+    tail = np.zeros(hist.shape[:-1] + (hist.shape[-1] + 1,), dtype=np.int64)
+    np.cumsum(hist[..., ::-1], axis=-1, out=tail[..., 1:])
+    return tail
+
+
+def at_or_above(tails: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Pixels with level ``>= cut`` for each cut, from :func:`tail_sums`: ``(..., len(cuts))``."""
+    return tails[..., tails.shape[-1] - 1 - cuts]
+
+
+def threshold_cuts(values: np.ndarray, thresholds: np.ndarray, strict: bool = False) -> np.ndarray:
+    """Index of the first level kept by each threshold, for a non-decreasing per-level ``values`` LUT.
+
+    A pixel of level ``k`` is positive at threshold ``t`` when ``values[k] >= t`` (``> t`` if
+    ``strict``); since ``values`` is monotone the positives are exactly the levels ``>= cut``.
+    """
+    return np.searchsorted(values, thresholds, side="right" if strict else "left")

@@ -1,0 +1,249 @@
+"""S-measure, E-measure, F-measure, PR/ROC curves and AUC computed from level histograms.
+
+Every function works on counts (from :mod:`cosalbench.metrics.histogram`) and small per-level
+lookup tables, never on full images; the protocols choose the conventions (eps, centroid rounding,
+strict or non-strict binarisation, soft or binary GT) and call these helpers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+MATLAB_EPS = float(np.spacing(1))  # Matlab ``eps`` = 2**-52, PySODMetrics' EPS
+BETA2 = 0.3  # beta^2 of the F-measure in every SOD/CoSOD convention
+
+
+def precision_recall_f(
+    tp: np.ndarray, positives: np.ndarray, n_fg: int, beta2: float = BETA2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F-beta per binarisation (PySODMetrics/Matlab semantics, float64).
+
+    Precision is 0 without positives, recall 0 without GT foreground, F 0 when P*R is 0.
+    """
+    precision = tp / np.where(positives == 0, 1, positives)
+    recall = tp / max(n_fg, 1)
+    numerator = (1 + beta2) * precision * recall
+    denominator = np.where(numerator == 0, 1, beta2 * precision + recall)
+    return precision, recall, numerator / denominator
+
+
+def roc_rates(tp: np.ndarray, fp: np.ndarray, n_fg: int, n_bg: int) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positive rates; a rate whose denominator is 0 is 0."""
+    tpr = tp / n_fg if n_fg else np.zeros(np.shape(tp))
+    fpr = fp / n_bg if n_bg else np.zeros(np.shape(fp))
+    return np.asarray(tpr, dtype=np.float64), np.asarray(fpr, dtype=np.float64)
+
+
+def _enhanced(a: np.ndarray | float, b: np.ndarray | float, eps: float) -> np.ndarray:
+    """Enhanced alignment value ``((2ab / (a^2 + b^2 + eps)) + 1)^2 / 4`` of demeaned pred/GT values."""
+    align = 2 * (a * b) / (a**2 + b**2 + eps)
+    return (align + 1) ** 2 / 4
+
+
+def e_measure_binary(tp: np.ndarray, fp: np.ndarray, n_fg: int, n: int) -> np.ndarray:
+    """E-measure of binarisations against a binary GT, by counts (PySODMetrics/Fan closed form).
+
+    Empty GT: fraction of negatives; full GT: fraction of positives; both over ``n - 1 + eps``.
+    Otherwise the four (prediction, GT) cases TP, FP, FN, TN are summed in that order, as PySOD does.
+    """
+    tp = np.asarray(tp)
+    positives = tp + fp
+    if n_fg == 0:
+        total = n - positives
+    elif n_fg == n:
+        total = positives
+    else:
+        fn = n_fg - tp
+        counts = np.stack([tp, fp, fn, (n - positives) - fn])
+        mean_pred = positives / n
+        pred_fg, pred_bg = 1 - mean_pred, 0 - mean_pred
+        mean_gt = n_fg / n
+        gt_fg, gt_bg = 1 - mean_gt, 0 - mean_gt
+        pred = np.stack([pred_fg, pred_fg, pred_bg, pred_bg])
+        gt = np.array([gt_fg, gt_bg, gt_fg, gt_bg])[:, None]
+        total = (_enhanced(pred, gt, MATLAB_EPS) * counts).sum(axis=0)
+    return total / (n - 1 + MATLAB_EPS)
+
+
+def e_measure_soft(
+    positives: np.ndarray, totals: np.ndarray, gt_values: np.ndarray, eps: float
+) -> np.ndarray:
+    """E-measure against a soft GT without special cases (eval-co-sod's per-pixel formula, by counts).
+
+    ``positives`` is ``(G, T)``: pixels of GT class g that are positive at threshold t; ``totals``
+    ``(G,)`` the pixels per class; ``gt_values`` ``(G,)`` the float32 GT value of each class. As in
+    eval-co-sod, the means, demeaned values and per-pixel alignment are float32; the sum is float64.
+    """
+    f32 = np.float32
+    n = int(totals.sum())
+    mean_gt = f32(float(np.dot(gt_values.astype(np.float64), totals)) / n)
+    mean_pred = (positives.sum(axis=0) / n).astype(f32)[None, :]
+    gt_demeaned = (gt_values.astype(f32) - mean_gt)[:, None]
+
+    def enhanced(pred_demeaned: np.ndarray) -> np.ndarray:
+        align = (
+            2
+            * gt_demeaned
+            * pred_demeaned
+            / (gt_demeaned * gt_demeaned + pred_demeaned * pred_demeaned + f32(eps))
+        )
+        return ((align + 1) * (align + 1) / 4).astype(np.float64)
+
+    negatives = totals[:, None] - positives
+    total = (positives * enhanced(f32(1) - mean_pred) + negatives * enhanced(f32(0) - mean_pred)).sum(axis=0)
+    return total / (n - 1 + eps)
+
+
+def curve_summary(curves: dict[str, np.ndarray]) -> dict[str, float]:
+    """``maxfm meanfm maxem meanem``: max and mean over thresholds of the F and E curves."""
+    fm, em = np.asarray(curves["fm"]), np.asarray(curves["em"])
+    return {
+        "maxfm": float(fm.max()),
+        "meanfm": float(fm.mean()),
+        "maxem": float(em.max()),
+        "meanem": float(em.mean()),
+    }
+
+
+def trapezoid_auc(tpr: np.ndarray, fpr: np.ndarray) -> float:
+    """Area under a ROC given in ascending threshold order: stable sort on FPR, trapezoids, no endpoints.
+
+    This is PySODMetrics' example code (curves flipped to ascending thresholds, ``argsort(kind="stable")``
+    on x, ``np.trapz(y, x)``).
+    """
+    order = np.argsort(fpr, kind="stable")
+    return float(np.trapezoid(tpr[order], fpr[order]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# S-measure
+
+
+def _object_score(counts: np.ndarray, values: np.ndarray, eps: float, single_std: float) -> float:
+    """Fan's object score ``2m / (m^2 + 1 + std + eps)`` of the pixels counted per level (sample std)."""
+    n = int(counts.sum())
+    if n == 0:
+        return math.nan
+    mean = float(np.dot(counts, values)) / n
+    if n > 1:
+        std = math.sqrt(float(np.dot(counts, (values - mean) ** 2)) / (n - 1))
+    else:
+        std = single_std
+    return 2 * mean / (mean**2 + 1 + std + eps)
+
+
+def _region_score(
+    quadrants: np.ndarray,
+    level_counts: np.ndarray,
+    values: np.ndarray,
+    weights: tuple[float, ...],
+    means: dict[int, float],
+    eps: float,
+) -> float:
+    """Fan's area-weighted SSIM of the four quadrants from their ``(4, 2, L)`` bg/fg level counts.
+
+    ``level_counts`` is ``quadrants.sum(axis=1)``; ``means`` overrides the prediction mean of some
+    quadrants; an empty quadrant scores NaN.
+    """
+    class_counts = quadrants.sum(axis=2)  # (4, 2): bg and fg pixels per quadrant
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x = (level_counts @ values) / class_counts.sum(axis=1)
+    for quadrant, mean in means.items():
+        x[quadrant] = mean
+    centred = values[None, :] - x[:, None]
+    squares = (level_counts * (centred * centred)).sum(axis=1).tolist()
+    # per class, the sum over pixels of (p - x): the cross term is (1 - y) * fg_sum - y * bg_sum, which is
+    # exactly 0 when the quadrant's GT is constant, as in the per-pixel formula
+    class_sums = (quadrants @ centred[:, :, None])[..., 0].tolist()
+    total = 0.0
+    for (n_bg, n_fg), mean, square, (bg_sum, fg_sum), weight in zip(
+        class_counts.tolist(), x.tolist(), squares, class_sums, weights, strict=True
+    ):
+        n = n_bg + n_fg
+        if n == 0:
+            total += math.nan
+            continue
+        y = n_fg / n
+        denominator = n - 1 + eps
+        sigma_x = square / denominator
+        sigma_y = (n_fg * (1 - y) ** 2 + n_bg * y**2) / denominator
+        sigma_xy = ((1 - y) * fg_sum - y * bg_sum) / denominator
+        alpha = 4 * mean * y * sigma_xy
+        beta = (mean**2 + y**2) * (sigma_x + sigma_y)
+        if alpha != 0:
+            ssim = alpha / (beta + eps)
+        else:
+            ssim = 1.0 if beta == 0 else 0.0
+        total += ssim * weight
+    return total
+
+
+def s_measure(
+    quadrants: np.ndarray,
+    values: np.ndarray,
+    shape: tuple[int, int],
+    split: tuple[int, int],
+    *,
+    eps: float = MATLAB_EPS,
+    single_std: float = 0.0,
+    constant_mean: Callable[[int], float] | None = None,
+    alpha: float = 0.5,
+) -> float:
+    """Structure measure from ``(4, 2, L)`` quadrant x (bg, fg) x level counts of a binary GT.
+
+    ``values`` maps levels to the normalised prediction, ``split=(Y, X)`` is the quadrant corner
+    (rows ``[0, Y)`` and columns ``[0, X)`` form the left-top quadrant). ``constant_mean(q)`` supplies
+    the reference's own mean for quadrant ``q`` when its prediction is constant (its floating-point
+    mean decides whether SSIM is 1 or 0 there); by default the exact level value is used. The caller
+    handles the all-background/all-foreground GT cases.
+    """
+    h, w = shape
+    area = h * w
+    y_split, x_split = split
+    totals = quadrants.sum(axis=0)
+    n_fg = int(totals[1].sum())
+    gt_mean = n_fg / area
+    fg_score = _object_score(totals[1], values, eps, single_std) * gt_mean
+    bg_score = _object_score(totals[0], 1 - values, eps, single_std) * (1 - gt_mean)
+    object_score = fg_score + bg_score
+
+    w_lt = x_split * y_split / area
+    w_rt = y_split * (w - x_split) / area
+    w_lb = (h - y_split) * x_split / area
+    weights = (w_lt, w_rt, w_lb, 1 - w_lt - w_rt - w_lb)
+    level_counts = quadrants[:, 0] + quadrants[:, 1]
+    present = level_counts > 0
+    means = {}
+    for quadrant in np.flatnonzero(np.count_nonzero(present, axis=1) == 1).tolist():
+        level = int(np.argmax(present[quadrant]))
+        means[quadrant] = float(values[level]) if constant_mean is None else constant_mean(quadrant)
+    region_score = _region_score(quadrants, level_counts, values, weights, means, eps)
+    score = object_score * alpha + region_score * (1 - alpha)
+    return float(np.maximum(0.0, score))
+
+
+def centroid_half_even(counts: np.ndarray) -> int:
+    """PySODMetrics' centroid along one axis: numpy-round (half to even) of the 0-based mean, plus one."""
+    total = int(counts.sum())
+    weighted = int(np.dot(np.arange(counts.size, dtype=np.int64), counts))
+    return int(np.round(weighted / total)) + 1
+
+
+def centroid_half_away(counts: np.ndarray) -> int:
+    """Fan's Matlab centroid along one axis: ``round`` (half away from zero) of the 1-based mean."""
+    total = int(counts.sum())
+    weighted = int(np.dot(np.arange(1, counts.size + 1, dtype=np.int64), counts))
+    quotient = weighted / total
+    floor = math.floor(quotient)
+    return floor + (1 if quotient - floor >= 0.5 else 0)
+
+
+def centroid_float32_no_offset(counts: np.ndarray) -> int:
+    """eval-co-sod's centroid: float32 ``round(sum(count * j0) / total + 1e-20)``, 0-based, no +1."""
+    total = np.float32(counts.sum())
+    weighted = np.float32(np.dot(np.arange(counts.size, dtype=np.int64), counts))
+    quotient = np.float32(weighted / total) + np.float32(1e-20)
+    return int(np.round(quotient))

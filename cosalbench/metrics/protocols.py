@@ -1,0 +1,510 @@
+"""The three evaluation conventions live in CoSOD papers, each reproducing one reference exactly.
+
+* ``pysodmetrics`` -- PySODMetrics 1.6.2 (PySODEvalToolkit, MCCL, most recent SOD/CoSOD work).
+* ``eval-co-sod`` -- zzhanghub/eval-co-sod (GICD, GCoNet, GCoNet+ published numbers).
+* ``cosal-matlab`` -- Fan's Matlab CoSal benchmark (CoSOD3k), group-mean by default.
+
+Each protocol reads files the way its reference does, scores one (prediction, GT) pair from a single
+joint level histogram (see :mod:`cosalbench.metrics.histogram`) and names the aggregation its reference
+uses. ``docs/metrics.md`` lists every convention and where the protocols differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from cosalbench import io
+from cosalbench.errors import CosalbenchError
+from cosalbench.metrics import measures
+from cosalbench.metrics.histogram import at_or_above, level_histogram, tail_sums, threshold_cuts
+from cosalbench.metrics.weighted_f import weighted_f_measure
+
+PROTOCOLS = ("pysodmetrics", "eval-co-sod", "cosal-matlab")
+SCALAR_KEYS = (
+    "sm",
+    "mae",
+    "maxem",
+    "meanem",
+    "adpem",
+    "maxfm",
+    "meanfm",
+    "adpfm",
+    "adpfm_meanstd",
+    "auc",
+    "wfm",
+)
+CURVE_KEYS = ("precision", "recall", "fm", "em", "tpr", "fpr")
+AGGREGATIONS = ("image_mean", "group_mean")
+
+
+@dataclass(frozen=True, eq=False)
+class ImageScores:
+    """Scores of one image: every SCALAR_KEY (None where undefined) and every CURVE_KEY (ascending thresholds)."""
+
+    scalars: dict[str, float | None]
+    curves: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class Protocol:
+    """A named evaluation convention: how to read files, score a pair and aggregate."""
+
+    name: str
+    default_aggregation: str
+    thresholds: np.ndarray = field(repr=False)
+
+    def read_gt(self, path: str | Path) -> np.ndarray:
+        """The GT array the reference builds from the file (uint8, H x W)."""
+        raise NotImplementedError
+
+    def read_pred(self, path: str | Path, gt_shape: tuple[int, int]) -> np.ndarray:
+        """The prediction converted to one channel and resized to ``gt_shape`` as the reference does."""
+        raise NotImplementedError
+
+    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
+        """Score one prediction against its GT (both as returned by ``read_pred``/``read_gt``)."""
+        raise NotImplementedError
+
+    def auc(self, tpr: np.ndarray, fpr: np.ndarray) -> float | None:
+        """AUC of (mean) ROC curves in ascending threshold order, or None where the reference has none."""
+        return measures.trapezoid_auc(tpr, fpr)
+
+
+def _check_pair(pred: np.ndarray, gt: np.ndarray, dtypes: tuple[type, ...]) -> None:
+    if pred.ndim != 2 or gt.ndim != 2:
+        raise CosalbenchError(None, f"expected 2-D arrays, got prediction {pred.shape} and GT {gt.shape}")
+    if pred.shape != gt.shape:
+        raise CosalbenchError(None, f"prediction shape {pred.shape} differs from GT shape {gt.shape}")
+    if gt.size == 0:
+        raise CosalbenchError(None, "empty image (0 pixels)")
+    if pred.dtype.type not in dtypes:
+        raise CosalbenchError(
+            None, f"prediction dtype {pred.dtype} is not one of {[d.__name__ for d in dtypes]}"
+        )
+    if gt.dtype != np.uint8:
+        raise CosalbenchError(None, f"GT dtype {gt.dtype} is not uint8")
+
+
+def _line_counts(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Foreground pixels per row (``axis=1``) or per column (``axis=0``) of a bool mask."""
+    return cv2.reduce(mask.view(np.uint8), axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel()
+
+
+def _mean_std(level_counts: np.ndarray, values: np.ndarray, n: int) -> tuple[float, float]:
+    """Mean and population std of the normalised map, from its level counts."""
+    mean = float(np.dot(level_counts, values)) / n
+    var = float(np.dot(level_counts, (values - mean) ** 2)) / n
+    return mean, math.sqrt(var)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Binary-GT protocols: pysodmetrics and cosal-matlab
+
+
+@dataclass(frozen=True, eq=False)
+class _BinaryGTProtocol(Protocol):
+    """Shared scoring for the two conventions that binarise the GT at > 128 and use float64."""
+
+    pred_dtypes: tuple[type, ...] = (np.uint8,)
+    e_strict: bool = False  # E binarised with ``>`` (Matlab) instead of ``>=``
+    clamp_adaptive_e: bool = True  # adaptive E threshold min(2 mean, 1) (PySOD) or 2 mean (Matlab)
+    empty_wfm: float = 0.0
+
+    def values(self, lo: int, hi: int, n_levels: int) -> np.ndarray:
+        """Per-level normalised prediction values (min-max stretched as the reference does)."""
+        raise NotImplementedError
+
+    def curve_keys(self, values: np.ndarray) -> np.ndarray:
+        """Per-level values compared against ``thresholds`` to draw the curves."""
+        return values
+
+    def centroid(self, counts: np.ndarray) -> int:
+        """Quadrant split (1-based count of leading rows/columns) along one axis."""
+        raise NotImplementedError
+
+    def map_mean(self, values: np.ndarray, level_counts: np.ndarray, pred: np.ndarray, mean: float) -> float:
+        """Mean of the normalised map used by the adaptive thresholds, given the histogram mean."""
+        return mean
+
+    def constant_mean(self, values: np.ndarray, pred: np.ndarray, split: tuple[int, int]) -> Callable | None:
+        """Override for the mean of a constant-prediction quadrant (None: the exact level value)."""
+        return None
+
+    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
+        _check_pair(pred, gt, self.pred_dtypes)
+        n_levels = 256 if pred.dtype == np.uint8 else 65536
+        h, w = gt.shape
+        n = h * w
+        mask = np.greater(gt, 128)
+        rows = _line_counts(mask, 1)
+        n_fg = int(rows.sum())
+        split = (0, 0) if n_fg in (0, n) else (self.centroid(rows), self.centroid(_line_counts(mask, 0)))
+        quadrants = level_histogram(pred, mask, 2, n_levels, split)
+        totals = quadrants.sum(axis=0)  # (bg, fg) x levels
+        level_counts = totals[0] + totals[1]
+        present = np.flatnonzero(level_counts)
+        values = self.values(int(present[0]), int(present[-1]), n_levels)
+        tails = tail_sums(totals)
+
+        hist_mean, std = _mean_std(level_counts, values, n)
+        mean = self.map_mean(values, level_counts, pred, hist_mean)
+        n_curve = self.thresholds.size
+        # F-type binarisations: the curve, adaptive 2*mean, mean + std (cosalbench's adpfm_meanstd)
+        f_cuts = np.concatenate(
+            [
+                threshold_cuts(self.curve_keys(values), self.thresholds),
+                threshold_cuts(values, np.array([min(2 * mean, 1.0), min(hist_mean + std, 1.0)])),
+            ]
+        )
+        bg, fg = at_or_above(tails, f_cuts)
+        precision, recall, fm = measures.precision_recall_f(fg, fg + bg, n_fg)
+        # E binarisations: the curve and the adaptive threshold
+        e_threshold = min(2 * mean, 1.0) if self.clamp_adaptive_e else 2 * mean
+        e_cuts = f_cuts[: n_curve + 1].copy()
+        e_cuts[n_curve] = threshold_cuts(values, np.array([e_threshold]), strict=self.e_strict)[0]
+        if self.e_strict:
+            e_cuts[:n_curve] = threshold_cuts(self.curve_keys(values), self.thresholds, strict=True)
+        e_bg, e_fg = at_or_above(tails, e_cuts)
+        em = measures.e_measure_binary(e_fg, e_bg, n_fg, n)
+        tpr, fpr = measures.roc_rates(fg[:n_curve], bg[:n_curve], n_fg, n - n_fg)
+        curves = {
+            "precision": precision[:n_curve],
+            "recall": recall[:n_curve],
+            "fm": fm[:n_curve],
+            "em": em[:n_curve],
+            "tpr": tpr,
+            "fpr": fpr,
+        }
+
+        mae = (float(np.dot(totals[0], values)) + float(np.dot(totals[1], 1 - values))) / n
+        if n_fg == 0:
+            sm = 1 - hist_mean
+        elif n_fg == n:
+            sm = hist_mean
+        else:
+            constant_mean = self.constant_mean(values, pred, split)
+            sm = measures.s_measure(quadrants, values, (h, w), split, constant_mean=constant_mean)
+        scalars: dict[str, float | None] = {
+            "sm": float(sm),
+            "mae": mae,
+            "adpem": float(em[n_curve]),
+            "adpfm": float(fm[n_curve]),
+            "adpfm_meanstd": float(fm[n_curve + 1]),
+            "auc": self.auc(tpr, fpr),
+            "wfm": weighted_f_measure(values[pred], mask, empty=self.empty_wfm) if wfm else None,
+        }
+        scalars.update(measures.curve_summary(curves))
+        return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves)
+
+
+def _quadrant_slices(split: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
+    y, x = split
+    return (
+        (slice(0, y), slice(0, x)),
+        (slice(0, y), slice(x, None)),
+        (slice(y, None), slice(0, x)),
+        (slice(y, None), slice(x, None)),
+    )
+
+
+_GREY_8BIT = np.arange(256) / 255  # PySOD's ``pred / 255`` of each grey level
+_GREY_8BIT.flags.writeable = False
+
+
+@dataclass(frozen=True, eq=False)
+class PySODMetricsProtocol(_BinaryGTProtocol):
+    """PySODMetrics 1.6.2: cv2 grey reading, 256 uint8 bins with ``>=``, float64, flat mean."""
+
+    def read_gt(self, path: str | Path) -> np.ndarray:
+        return io.read_gray(path)
+
+    def read_pred(self, path: str | Path, gt_shape: tuple[int, int]) -> np.ndarray:
+        pred = io.read_gray(path)
+        if pred.shape != tuple(gt_shape):
+            # PySODMetrics raises on a size mismatch; PySODEvalToolkit (image mode) resizes like this.
+            pred = cv2.resize(pred, (gt_shape[1], gt_shape[0]), interpolation=cv2.INTER_LINEAR)
+        return pred
+
+    def values(self, lo: int, hi: int, n_levels: int) -> np.ndarray:
+        base = _GREY_8BIT
+        if hi == lo:
+            return base
+        return (base - base[lo]) / (base[hi] - base[lo])
+
+    def curve_keys(self, values: np.ndarray) -> np.ndarray:
+        # PySOD's histogram bin ``trunc(255 v)`` of each level, divided by 255 again: ``bin / 255 >= k / 255``
+        # holds exactly when ``bin >= k``, so the thresholds stay the curve's x values k / 255. Levels
+        # absent from the image (outside [0, 1] after stretching) are clipped to keep the table monotone.
+        return np.clip(values * 255, 0, 255).astype(np.uint8) / 255
+
+    def centroid(self, counts: np.ndarray) -> int:
+        return measures.centroid_half_even(counts)
+
+    def map_mean(self, values: np.ndarray, level_counts: np.ndarray, pred: np.ndarray, mean: float) -> float:
+        present = values[level_counts > 0]
+        if np.any(np.abs(present - 2 * mean) <= 1e-12):
+            # a level sits on the adaptive threshold: decide it with numpy's own summation, as PySOD does
+            mean = float(np.mean(values[pred]))
+        return mean
+
+    def constant_mean(self, values: np.ndarray, pred: np.ndarray, split: tuple[int, int]) -> Callable:
+        slices = _quadrant_slices(split)
+
+        def numpy_mean(quadrant: int) -> float:
+            # PySOD's ``np.mean`` of a constant slice may miss the level by an ulp, which turns that
+            # quadrant's SSIM from 1 into 0; reproduce it on the same array layout.
+            return float(np.mean(values[pred][slices[quadrant]]))
+
+        return numpy_mean
+
+
+def _matlab_colon_thresholds() -> np.ndarray:
+    """Matlab's ``1:-1/255:0`` (computed symmetrically from both ends), in ascending order."""
+    step = 1 / 255
+    k = np.arange(256)
+    descending = np.where(k <= 127, 1 - k * step, (255 - k) * step)
+    return descending[::-1].copy()
+
+
+def _matlab_rgb2gray(rgb: np.ndarray) -> np.ndarray:
+    """Matlab ``rgb2gray`` for uint8 input (ITU-R 601 weights, rounded half away)."""
+    weights = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+    grey = rgb[..., :3].astype(np.float64) @ weights
+    return np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8)
+
+
+def _cubic(x: np.ndarray) -> np.ndarray:
+    ax = np.abs(x)
+    ax2, ax3 = ax * ax, ax * ax * ax
+    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
+    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    return near + far
+
+
+def _imresize_axis(image: np.ndarray, out_len: int, axis: int) -> np.ndarray:
+    """One pass of Matlab's ``imresize`` (bicubic, antialiased when shrinking), same integer class out."""
+    in_len = image.shape[axis]
+    scale = out_len / in_len
+    width = 4.0 / scale if scale < 1 else 4.0
+    u = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    index = left[:, None] + np.arange(int(math.ceil(width)) + 2)[None, :]
+    distance = u[:, None] - index
+    weights = scale * _cubic(scale * distance) if scale < 1 else _cubic(distance)
+    weights /= weights.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    index = mirror[np.mod(index.astype(np.int64) - 1, mirror.size)]
+    keep = np.any(weights != 0, axis=0)
+    weights, index = weights[:, keep], index[:, keep]
+    moved = np.moveaxis(image, axis, 0).astype(np.float64)
+    out = np.zeros((out_len, *moved.shape[1:]))
+    for tap in range(weights.shape[1]):  # one tap at a time keeps memory at one output-sized array
+        out += weights[:, tap, None] * moved[index[:, tap]]
+    info = np.iinfo(image.dtype)
+    out = np.clip(np.floor(out + 0.5), info.min, info.max).astype(image.dtype)
+    return np.moveaxis(out, 0, axis)
+
+
+def matlab_imresize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Emulation of Matlab ``imresize(image, shape)``: bicubic, antialiased, dimension with the smaller
+    scale first, each pass rounded back to the integer class."""
+    scales = [shape[0] / image.shape[0], shape[1] / image.shape[1]]
+    for axis in np.argsort(scales, kind="stable"):
+        if image.shape[axis] != shape[axis]:
+            image = _imresize_axis(image, shape[axis], int(axis))
+    return image
+
+
+def _open_pil(path: str | Path) -> Image.Image:
+    """Open and decode an image with Pillow; CosalbenchError on a missing or corrupt file."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except FileNotFoundError as exc:
+        raise CosalbenchError(path, "file not found") from exc
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        raise CosalbenchError(path, "not a readable image (corrupt or unsupported format)") from exc
+    return image
+
+
+def _matlab_imread(path: str | Path) -> np.ndarray:
+    """What Matlab's ``imread`` returns: indices for palette images, uint16 for 16-bit grey, 0/255 for 1-bit."""
+    image = _open_pil(path)
+    if image.mode == "1":
+        return np.asarray(image, dtype=np.uint8) * np.uint8(255)
+    if image.mode in ("L", "P", "RGB", "RGBA", "LA"):
+        return np.asarray(image)
+    if image.mode.startswith("I"):
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+    return np.asarray(image.convert("RGB"))
+
+
+@dataclass(frozen=True, eq=False)
+class CosalMatlabProtocol(_BinaryGTProtocol):
+    """Fan's Matlab CoSal benchmark: first channel, imresize, mapminmax, ``1:-1/255:0``, E with ``>``."""
+
+    def read_gt(self, path: str | Path) -> np.ndarray:
+        gt = _matlab_imread(path)
+        if gt.ndim == 3:
+            gt = _matlab_rgb2gray(gt) if gt.shape[2] >= 3 else gt[..., 0]
+        return np.where(gt > 128, 255, 0).astype(np.uint8)
+
+    def read_pred(self, path: str | Path, gt_shape: tuple[int, int]) -> np.ndarray:
+        pred = _matlab_imread(path)
+        if pred.ndim == 3:
+            pred = np.ascontiguousarray(pred[..., 0])
+        if pred.shape != tuple(gt_shape):
+            pred = matlab_imresize(pred, tuple(gt_shape))
+        return pred
+
+    def values(self, lo: int, hi: int, n_levels: int) -> np.ndarray:
+        base = np.arange(n_levels) / (n_levels - 1)  # im2double
+        if hi == lo:
+            return base  # mapminmax leaves a constant row unchanged
+        gain = 1 / (base[hi] - base[lo])
+        return (base - base[lo]) * gain
+
+    def centroid(self, counts: np.ndarray) -> int:
+        return measures.centroid_half_away(counts)
+
+    def auc(self, tpr: np.ndarray, fpr: np.ndarray) -> float | None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# eval-co-sod
+
+
+def _eval_co_sod_thresholds() -> np.ndarray:
+    """``torch.linspace(0, 1 - 1e-10, 255)`` in float32 (1 - 1e-10 rounds to 1), as torch's CPU kernel
+    computes it: ``start + step * i`` for the first half, ``end - step * (n - 1 - i)`` (one rounding)
+    for the second."""
+    n = 255
+    step = np.float32(1.0) / np.float32(n - 1)
+    i = np.arange(n)
+    first = (step * i.astype(np.float32)).astype(np.float32)
+    second = (1.0 - np.float64(step) * (n - 1 - i)).astype(np.float32)
+    return np.where(i < n // 2, first, second).astype(np.float32)
+
+
+_TO_TENSOR = np.arange(256, dtype=np.float32) / np.float32(255)  # torchvision ToTensor of uint8
+_EVAL_EPS = 1e-20
+
+
+@dataclass(frozen=True, eq=False)
+class EvalCoSODProtocol(Protocol):
+    """eval-co-sod: PIL ``convert('L')``, soft GT, 255 float32 thresholds, raw-map MAE, no adaptive metrics."""
+
+    def read_gt(self, path: str | Path) -> np.ndarray:
+        return np.asarray(_open_pil(path).convert("L"))
+
+    def read_pred(self, path: str | Path, gt_shape: tuple[int, int]) -> np.ndarray:
+        pred = _open_pil(path).convert("L")
+        size = (gt_shape[1], gt_shape[0])
+        if pred.size != size:
+            pred = pred.resize(size, Image.BILINEAR)
+        return np.asarray(pred)
+
+    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
+        _check_pair(pred, gt, (np.uint8,))
+        h, w = gt.shape
+        n = h * w
+        gt_levels = cv2.calcHist([gt], [0], None, [256], [0, 256]).ravel()
+        present_gt = np.flatnonzero(gt_levels)
+        mask = np.greater_equal(gt, 128)  # soft value >= 0.5 in float32
+        if present_gt.size <= 2 and set(present_gt.tolist()) <= {0, 255}:
+            classes, gt_class = np.array([0, 255]), mask
+        else:
+            lookup = np.zeros(256, dtype=np.intp)
+            lookup[present_gt] = np.arange(present_gt.size)
+            classes, gt_class = present_gt, lookup[gt]
+        rows = _line_counts(mask, 1)
+        if rows.sum() == 0:
+            split = (round(h / 2), round(w / 2))
+        else:
+            cols = _line_counts(mask, 0)
+            split = (measures.centroid_float32_no_offset(rows), measures.centroid_float32_no_offset(cols))
+        quadrants = level_histogram(pred, gt_class, classes.size, 256, split)
+        totals = quadrants.sum(axis=0)  # (G, 256)
+        level_counts = totals.sum(axis=0)
+        present = np.flatnonzero(level_counts)
+        raw = _TO_TENSOR
+        lo, hi = raw[present[0]], raw[present[-1]]
+        values32 = (raw - lo) / (np.float32(hi - lo) + np.float32(_EVAL_EPS))
+        values = values32.astype(np.float64)
+        gt_values32 = _TO_TENSOR[classes]
+        gt_values = gt_values32.astype(np.float64)
+        class_totals = totals.sum(axis=1)
+
+        cuts = threshold_cuts(values32, self.thresholds)
+        positives = at_or_above(tail_sums(totals), cuts)  # (G, 255)
+        tp = gt_values @ positives
+        n_positive = positives.sum(axis=0)
+        gt_sum = float(gt_values @ class_totals)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = tp / (n_positive + _EVAL_EPS)
+            recall = tp / (gt_sum + _EVAL_EPS)
+            fm = (1 + measures.BETA2) * precision * recall / (measures.BETA2 * precision + recall)
+        fm[np.isnan(fm)] = 0
+        fp = (1 - gt_values) @ positives
+        bg_sum = float((1 - gt_values) @ class_totals)
+        tpr = tp / (gt_sum + _EVAL_EPS)
+        fpr = fp / (bg_sum + _EVAL_EPS)
+        em = measures.e_measure_soft(positives, class_totals, gt_values, _EVAL_EPS)
+        curves = {"precision": precision, "recall": recall, "fm": fm, "em": em, "tpr": tpr, "fpr": fpr}
+
+        abs_diff = np.abs(raw[None, :] - gt_values32[:, None]).astype(np.float64)
+        mae = float((abs_diff * totals).sum()) / n
+        map_mean = float(np.dot(level_counts, values)) / n
+        if present_gt.tolist() == [0]:
+            sm = 1 - map_mean
+        elif present_gt.tolist() == [255]:
+            sm = map_mean
+        else:
+            is_fg = classes >= 128
+            binary = np.stack([quadrants[:, ~is_fg].sum(axis=1), quadrants[:, is_fg].sum(axis=1)], axis=1)
+            sm = measures.s_measure(binary, values, (h, w), split, eps=_EVAL_EPS, single_std=math.nan)
+        scalars: dict[str, float | None] = {
+            "sm": float(sm),
+            "mae": mae,
+            "adpem": None,
+            "adpfm": None,
+            "adpfm_meanstd": None,
+            "auc": self.auc(tpr, fpr),
+            "wfm": None,
+        }
+        scalars.update(measures.curve_summary(curves))
+        return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves)
+
+
+_REGISTRY: dict[str, Protocol] = {
+    "pysodmetrics": PySODMetricsProtocol("pysodmetrics", "image_mean", np.arange(256) / 255),
+    "eval-co-sod": EvalCoSODProtocol("eval-co-sod", "image_mean", _eval_co_sod_thresholds()),
+    "cosal-matlab": CosalMatlabProtocol(
+        "cosal-matlab",
+        "group_mean",
+        _matlab_colon_thresholds(),
+        pred_dtypes=(np.uint8, np.uint16),
+        e_strict=True,
+        clamp_adaptive_e=False,
+        empty_wfm=math.nan,
+    ),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol called ``name`` (one of PROTOCOLS)."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise CosalbenchError(
+            None, f"unknown protocol {name!r}", f"use one of {', '.join(PROTOCOLS)}"
+        ) from None

@@ -1,0 +1,239 @@
+"""Result documents (contract 5): assembly, strict-JSON and CSV writing, console tables.
+
+Conventions: a metric the protocol does not define is ``null``; a metric that is NaN (a degenerate
+image, e.g. an empty S-measure quadrant under ``pysodmetrics``) is also written as ``null`` so
+the JSON stays valid for strict parsers, and the images responsible are listed by name under
+``nan_images`` (``{metric: ["group/stem", ...]}``). In the per-image CSV an undefined metric is an
+empty cell and a NaN value is ``NaN``. Floats are written with Python's shortest round-trip
+representation, so the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosalbench import __version__, io
+from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
+
+AGGREGATIONS = ("image_mean", "group_mean")
+CSV_COLUMNS = ("group", "stem", *SCALAR_KEYS)
+# short console labels of the scalar metrics
+LABELS = {
+    "sm": "S",
+    "mae": "MAE",
+    "maxem": "maxE",
+    "meanem": "meanE",
+    "adpem": "adpE",
+    "maxfm": "maxF",
+    "meanfm": "meanF",
+    "adpfm": "adpF",
+    "adpfm_meanstd": "adpF_ms",
+    "auc": "AUC",
+    "wfm": "wF",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """One (method, dataset) evaluation: the JSON document and its per-image CSV rows."""
+
+    document: dict
+    rows: list[list[str]]
+
+
+def _number(value: Any) -> float | None:
+    """A JSON-safe float: None for undefined or NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _scalars(metrics: dict) -> dict[str, float | None]:
+    return {key: _number(metrics.get(key)) for key in SCALAR_KEYS}
+
+
+def _curve(values: Any) -> list[float | None] | None:
+    """A curve as a JSON-safe list (NaN points as None)."""
+    if values is None:
+        return None
+    array = np.asarray(values, dtype=np.float64)
+    points = array.tolist()
+    return [_number(v) for v in points] if np.isnan(array).any() else points
+
+
+def _curves(curves: dict, keys: Sequence[str]) -> dict[str, list[float | None] | None]:
+    return {key: _curve(curves.get(key)) for key in keys}
+
+
+def nan_images(keys: Sequence[tuple[str, str]], scores: Sequence[ImageScores]) -> dict[str, list[str]]:
+    """``{metric: ["group/stem", ...]}`` for every scalar or curve that is NaN on some image."""
+    found: dict[str, list[str]] = {}
+    for (group, stem), score in zip(keys, scores, strict=True):
+        for key in SCALAR_KEYS:
+            value = score.scalars.get(key)
+            if value is not None and math.isnan(value):
+                found.setdefault(key, []).append(f"{group}/{stem}")
+        for key in CURVE_KEYS:
+            curve = score.curves.get(key)
+            if curve is not None and np.isnan(curve).any():
+                found.setdefault(key, []).append(f"{group}/{stem}")
+    return {key: found[key] for key in (*SCALAR_KEYS, *CURVE_KEYS) if key in found}
+
+
+def _csv_cell(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "NaN" if math.isnan(value) else repr(float(value))
+
+
+def image_rows(keys: Sequence[tuple[str, str]], scores: Sequence[ImageScores]) -> list[list[str]]:
+    """Per-image CSV rows: group, stem, then every SCALAR_KEY."""
+    return [
+        [group, stem, *(_csv_cell(score.scalars.get(key)) for key in SCALAR_KEYS)]
+        for (group, stem), score in zip(keys, scores, strict=True)
+    ]
+
+
+def build_result(
+    method: str,
+    dataset: str,
+    protocol: Any,
+    keys: Sequence[tuple[str, str]],
+    scores: Sequence[ImageScores],
+    aggregated: dict,
+    missing: Sequence[str],
+) -> Result:
+    """Assemble the contract-5 document (plus ``nan_images``) and the CSV rows of one evaluation."""
+    thresholds = aggregated["image_mean"]["curves"].get("threshold", protocol.thresholds)
+    curves = {
+        aggregation: {
+            "threshold": _curve(thresholds),
+            **_curves(aggregated[aggregation]["curves"], CURVE_KEYS),
+        }
+        for aggregation in AGGREGATIONS
+    }
+    groups = {
+        group: {
+            "n_images": int(entry["n_images"]),
+            "metrics": _scalars(entry["metrics"]),
+            "curves": _curves(entry["curves"], CURVE_KEYS),
+        }
+        for group, entry in sorted(aggregated["groups"].items())
+    }
+    document = {
+        "cosalbench": __version__,
+        "method": method,
+        "dataset": dataset,
+        "protocol": protocol.name,
+        "n_images": len(scores),
+        "n_groups": len(groups),
+        "missing_predictions": list(missing),
+        "nan_images": nan_images(keys, scores),
+        "image_mean": _scalars(aggregated["image_mean"]["metrics"]),
+        "group_mean": _scalars(aggregated["group_mean"]["metrics"]),
+        "curves": curves,
+        "groups": groups,
+        "images_csv": f"{dataset}.images.csv",
+    }
+    return Result(document, image_rows(keys, scores))
+
+
+def _dumps(value: Any, indent: int) -> str:
+    """JSON with nested objects indented and lists kept on one line (curves stay readable)."""
+    if isinstance(value, dict) and value:
+        pad = " " * (indent + 2)
+        items = [f"{pad}{json.dumps(key)}: {_dumps(item, indent + 2)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    return json.dumps(value, allow_nan=False)
+
+
+def document_json(document: dict) -> str:
+    """The document as strict JSON text (no NaN/Infinity), ending with a newline."""
+    return _dumps(document, 0) + "\n"
+
+
+def documents_json(documents: Sequence[dict]) -> str:
+    """A list of documents as strict JSON text (what ``--json`` prints)."""
+    return "[\n" + ",\n".join(_dumps(doc, 0) for doc in documents) + "\n]\n"
+
+
+def result_paths(out: Path, method: str, dataset: str) -> tuple[Path, Path]:
+    """``(<out>/<method>/<dataset>.json, <out>/<method>/<dataset>.images.csv)``."""
+    folder = Path(out) / method
+    return folder / f"{dataset}.json", folder / f"{dataset}.images.csv"
+
+
+def write_result(out: Path, result: Result) -> tuple[Path, Path]:
+    """Write the CSV then the JSON of ``result`` atomically; return both paths."""
+    doc = result.document
+    json_path, csv_path = result_paths(out, doc["method"], doc["dataset"])
+    io.write_csv(csv_path, CSV_COLUMNS, result.rows)
+    io.write_text(json_path, document_json(doc))
+    return json_path, csv_path
+
+
+def _format(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def render_table(documents: Sequence[dict]) -> str:
+    """Plain-text tables, one per dataset: a row per method and aggregation, a column per metric.
+
+    Metrics undefined (null) for every row are left out; ``-`` marks a null (undefined or NaN) value;
+    ``*`` marks the aggregation the document's protocol reports by default.
+    """
+    blocks = []
+    for dataset in dict.fromkeys(doc["dataset"] for doc in documents):
+        docs = [doc for doc in documents if doc["dataset"] == dataset]
+        columns = [k for k in SCALAR_KEYS if any(doc[a][k] is not None for doc in docs for a in AGGREGATIONS)]
+        protocols = ", ".join(dict.fromkeys(doc["protocol"] for doc in docs))
+        header = ["method", "aggregation", *(LABELS[k] for k in columns), "images", "missing"]
+        rows = []
+        for doc in docs:
+            for aggregation in AGGREGATIONS:
+                default = get_protocol(doc["protocol"]).default_aggregation
+                mark = "*" if aggregation == default else ""
+                values = [_format(doc[aggregation][k]) for k in columns]
+                counts = [str(doc["n_images"]), str(len(doc["missing_predictions"]))]
+                rows.append([doc["method"], aggregation + mark, *values, *counts])
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        lines = [f"{dataset} -- protocol {protocols}"]
+        lines += [
+            "  ".join(
+                cell.ljust(w) if i < 2 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+            for row in [header, *rows]
+        ]
+        lines.insert(2, "  ".join("-" * w for w in widths))
+        lines.append("* the protocol's default aggregation; - undefined or NaN")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_notes(documents: Sequence[dict], shown: int = 5) -> str:
+    """Summary lines about missing predictions and NaN images (empty when there is nothing to say)."""
+    lines = []
+    for doc in documents:
+        name = f"{doc['method']}/{doc['dataset']}"
+        missing = doc["missing_predictions"]
+        if missing:
+            total = len(missing) + doc["n_images"]
+            more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
+            lines.append(
+                f"{name}: {len(missing)} of {total} predictions missing: {', '.join(missing[:shown])}{more}"
+            )
+        for metric, images in doc.get("nan_images", {}).items():
+            more = f" and {len(images) - shown} more" if len(images) > shown else ""
+            lines.append(
+                f"{name}: {metric} is NaN on {len(images)} image(s): {', '.join(images[:shown])}{more}"
+            )
+    return "\n".join(lines) + ("\n" if lines else "")

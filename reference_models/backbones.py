@@ -1,0 +1,231 @@
+"""VGG16/VGG19 convolutional feature extractors in plain torch, loading torchvision's ImageNet weights.
+
+Two layouts of the same layers:
+
+* ``VGGFeatures``: torchvision's ``vgg*().features`` (keys ``N.weight``; ``features.N.weight`` inside a model
+  that stores it as ``features``), pool5 included. Used by RCGS.
+* ``VGGBlocks``: GCoNet's ``VGG_Backbone`` -- blocks ``conv1..conv5`` with named layers
+  (``conv5.conv5_3.weight``), each block's max-pool at its front, pool5 never applied.
+
+Weights are torchvision state dicts (``vgg16-397923af.pth``, ``vgg19-dcbb9e9d.pth``; ``classifier.*`` ignored),
+found in this order: ``--backbone-weights PATH`` (recipe key ``backbone_weights``), ``$COSALBENCH_VGG16`` /
+``$COSALBENCH_VGG19``, ``$TORCH_HOME/hub/checkpoints/<file>`` (``TORCH_HOME`` defaults to ``~/.cache/torch``).
+Nothing is ever downloaded. With ``pretrained: false`` (``--no-pretrained``) the backbone is randomly
+initialised and every run output records ``"backbone": "random-init"``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cosalbench.errors import CosalbenchError
+
+# convolutions per block
+ARCHS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+WEIGHT_FILES = {"vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
+WEIGHT_ENV = {"vgg16": "COSALBENCH_VGG16", "vgg19": "COSALBENCH_VGG19"}
+DOWNLOAD_URL = "https://download.pytorch.org/models/{file}"
+RANDOM_INIT = "random-init"
+BLOCK_CHANNELS = (64, 128, 256, 512, 512)
+
+
+def _check_arch(arch: str) -> tuple[int, ...]:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown VGG architecture {arch!r}; expected one of {sorted(ARCHS)}")
+    return ARCHS[arch]
+
+
+def _reset(module: nn.Module) -> None:
+    """torchvision's VGG init: Kaiming-normal (fan_out, relu) conv weights, zero biases."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv2d):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+
+
+def conv_names(arch: str) -> list[str]:
+    """Names ``conv{block}_{index}`` of the convolutions in forward order."""
+    return [f"conv{b + 1}_{j + 1}" for b, n in enumerate(_check_arch(arch)) for j in range(n)]
+
+
+def torchvision_conv_indices(arch: str) -> list[int]:
+    """Indices of the convolutions inside torchvision's ``features`` (conv, relu pairs; one pool per block)."""
+    indices, position = [], 0
+    for n in _check_arch(arch):
+        for _ in range(n):
+            indices.append(position)
+            position += 2
+        position += 1
+    return indices
+
+
+class VGGFeatures(nn.Sequential):
+    """torchvision's ``vgg16().features`` / ``vgg19().features``; ``init`` says where its weights came from."""
+
+    def __init__(self, arch: str) -> None:
+        layers: list[nn.Module] = []
+        channels = 3
+        for out, n in zip(BLOCK_CHANNELS, _check_arch(arch), strict=True):
+            for _ in range(n):
+                layers += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU(inplace=True)]
+                channels = out
+            layers.append(nn.MaxPool2d(2, 2))
+        super().__init__(*layers)
+        self.arch = arch
+        self.init = RANDOM_INIT
+        _reset(self)
+
+    def __getitem__(self, index: int | slice) -> nn.Module:
+        """A layer, or a plain ``nn.Sequential`` of the sliced layers (sharing their parameters)."""
+        if isinstance(index, slice):
+            return nn.Sequential(*list(self)[index])
+        return super().__getitem__(index)
+
+    def load_torchvision(self, state: dict[str, torch.Tensor], source: Path) -> None:
+        """Load ``features.*`` tensors of a torchvision state dict (other keys ignored)."""
+        wanted = {f"{i}.{kind}" for i in torchvision_conv_indices(self.arch) for kind in ("weight", "bias")}
+        _load_checked(self, {key: state.get(f"features.{key}") for key in wanted}, source)
+        self.init = f"imagenet:{source.name}"
+
+
+class VGGBlocks(nn.Module):
+    """GCoNet's VGG backbone: ``conv1..conv5`` blocks (pool first from conv2 on); forward returns x1..x5."""
+
+    def __init__(self, arch: str = "vgg16") -> None:
+        super().__init__()
+        self.arch = arch
+        channels = 3
+        for block, (out, n) in enumerate(zip(BLOCK_CHANNELS, _check_arch(arch), strict=True), start=1):
+            layers = nn.Sequential()
+            if block > 1:
+                layers.add_module(f"pool{block - 1}", nn.MaxPool2d(2, 2))
+            for j in range(1, n + 1):
+                layers.add_module(f"conv{block}_{j}", nn.Conv2d(channels, out, 3, padding=1))
+                layers.add_module(f"relu{block}_{j}", nn.ReLU(inplace=True))
+                channels = out
+            self.add_module(f"conv{block}", layers)
+        self.init = RANDOM_INIT
+        _reset(self)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Block outputs (x1, x2, x3, x4, x5) at strides 1, 2, 4, 8, 16."""
+        outputs = []
+        for block in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
+            x = block(x)
+            outputs.append(x)
+        return tuple(outputs)
+
+    def load_torchvision(self, state: dict[str, torch.Tensor], source: Path) -> None:
+        """Load a torchvision state dict by mapping ``features.N`` onto ``convB.convB_J``."""
+        mapped = {}
+        for name, index in zip(conv_names(self.arch), torchvision_conv_indices(self.arch), strict=True):
+            block = name.split("_")[0]
+            for kind in ("weight", "bias"):
+                mapped[f"{block}.{name}.{kind}"] = state.get(f"features.{index}.{kind}")
+        _load_checked(self, mapped, source)
+        self.init = f"imagenet:{source.name}"
+
+
+def _load_checked(module: nn.Module, state: dict[str, torch.Tensor | None], source: Path) -> None:
+    """Copy ``state`` into ``module`` after checking that every tensor is present with the right shape."""
+    own = module.state_dict()
+    for key, value in state.items():
+        if value is None:
+            raise CosalbenchError(
+                source, f"not a torchvision {getattr(module, 'arch', 'VGG')} state dict (no tensor for {key})"
+            )
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise CosalbenchError(
+                source, f"tensor for {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}"
+            )
+    module.load_state_dict(state, strict=True)
+
+
+def torch_home() -> Path:
+    """``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch`` (torch.hub's rule)."""
+    if os.environ.get("TORCH_HOME"):
+        return Path(os.environ["TORCH_HOME"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(cache) / "torch"
+
+
+def resolve_weights(arch: str, explicit: str | Path | None = None) -> Path:
+    """The ImageNet weight file for ``arch``: explicit path, then the env var, then the torch hub cache.
+
+    Raises CosalbenchError naming every place looked at and how to get the file.
+    """
+    _check_arch(arch)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise CosalbenchError(path, "backbone weight file not found", "check --backbone-weights")
+        return path
+    env = WEIGHT_ENV[arch]
+    if os.environ.get(env):
+        path = Path(os.environ[env]).expanduser()
+        if not path.is_file():
+            raise CosalbenchError(path, f"${env} points to a missing file", f"fix or unset ${env}")
+        return path
+    cached = torch_home() / "hub" / "checkpoints" / WEIGHT_FILES[arch]
+    if cached.is_file():
+        return cached
+    raise CosalbenchError(
+        cached,
+        f"no ImageNet weights for {arch} (looked at --backbone-weights, ${env} and this torch hub path)",
+        f"download {DOWNLOAD_URL.format(file=WEIGHT_FILES[arch])} on a machine with internet and put it at "
+        f"{cached}, or pass --backbone-weights PATH / set ${env}; or train from scratch with --no-pretrained",
+    )
+
+
+def read_torchvision_state(path: Path) -> dict[str, torch.Tensor]:
+    """Load a ``.pth`` state dict on the CPU (tensors only); a bad file raises CosalbenchError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- any unpickling failure is a bad file for the user
+        raise CosalbenchError(path, f"cannot read as a torch state dict ({exc})") from exc
+    if not isinstance(state, dict):
+        raise CosalbenchError(path, "not a state dict (expected a mapping of parameter names to tensors)")
+    return state
+
+
+def _initialise(module: VGGFeatures | VGGBlocks, cfg: dict) -> None:
+    """Load ImageNet weights as the recipe asks (``pretrained``, ``backbone_weights``)."""
+    if cfg.get("pretrained", True):
+        path = resolve_weights(module.arch, cfg.get("backbone_weights"))
+        module.load_torchvision(read_torchvision_state(path), path)
+
+
+def vgg_features(arch: str, cfg: dict) -> VGGFeatures:
+    """torchvision-layout VGG ``features`` initialised as the recipe asks."""
+    module = VGGFeatures(arch)
+    _initialise(module, cfg)
+    return module
+
+
+def vgg16_features(cfg: dict) -> VGGFeatures:
+    """torchvision ``vgg16().features`` initialised as the recipe asks."""
+    return vgg_features("vgg16", cfg)
+
+
+def vgg19_features(cfg: dict) -> VGGFeatures:
+    """torchvision ``vgg19().features`` initialised as the recipe asks."""
+    return vgg_features("vgg19", cfg)
+
+
+def vgg_blocks(arch: str, cfg: dict) -> VGGBlocks:
+    """GCoNet-layout VGG blocks initialised as the recipe asks."""
+    module = VGGBlocks(arch)
+    _initialise(module, cfg)
+    return module
+
+
+def backbone_init(model: nn.Module) -> str:
+    """Where the backbone of ``model`` got its weights: ``imagenet:<file>`` or ``random-init``."""
+    for module in model.modules():
+        if isinstance(module, VGGFeatures | VGGBlocks):
+            return module.init
+    return RANDOM_INIT

@@ -1,0 +1,42 @@
+"""Model name -> module that implements the reference-model interface.
+
+Every model module exposes:
+
+* ``DEFAULT_RECIPE: str`` -- file name of its recipe in ``recipes/``;
+* ``build_model(cfg) -> torch.nn.Module``;
+* ``make_batches(dataset, cfg, rng) -> Iterator[dict[str, Tensor]]`` -- one epoch of training batches;
+* ``training_loss(model, batch, cfg) -> dict[str, Tensor]`` -- key ``"loss"`` is the total, the others are logged;
+* ``predict_group(model, images, cfg) -> Tensor[N, 1, H, W]`` in [0, 1] for one whole (normalised) group.
+
+Optional hooks: ``prepare_config(cfg, dataset) -> cfg`` (fill recipe values that depend on the training set,
+called before ``build_model``), ``group_context(model, images, cfg)`` + ``decode(model, images, context, cfg)``
+(predict a group too large for one forward pass: the context is computed over the whole group, chunking its
+own passes by ``cfg["predict_chunk"]``; ``decode`` then runs chunk by chunk), ``adapt_state_dict(state) ->
+state`` (accept an official release's checkpoint).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from cosalbench.errors import CosalbenchError
+
+MODELS: dict[str, str] = {"gconet": "reference_models.gconet", "rcgs": "reference_models.rcgs"}
+
+
+def load_model_module(name: str) -> ModuleType:
+    """Import the module of model ``name``; unknown names raise CosalbenchError."""
+    key = name.lower()
+    if key not in MODELS:
+        raise CosalbenchError(
+            None, f"unknown reference model {name!r}", f"choose one of {', '.join(sorted(MODELS))}"
+        )
+    try:
+        return importlib.import_module(MODELS[key])
+    except ModuleNotFoundError as exc:
+        if exc.name == "torch":
+            raise CosalbenchError(
+                None, "the reference models need torch", "install the extra: pip install 'cosalbench[models]'"
+            ) from exc
+        raise

@@ -1,0 +1,440 @@
+"""The one trainer of the reference models: recipe in, checkpoints + JSON-lines log + summary out.
+
+``train(cfg, out)`` builds the model through its module (``registry``), draws each epoch's batches with a
+generator seeded by (seed, epoch), runs Adam/AdamW/SGD with a step schedule, autocasts to bf16 on CUDA,
+optionally compiles the model, checkpoints atomically every epoch (and every ``checkpoint_every`` steps),
+and resumes from ``<out>/checkpoint.pth`` when it exists. Under ``torchrun`` (``WORLD_SIZE`` > 1) it wraps
+the model in DistributedDataParallel and deals whole batches round-robin, so a group never straddles ranks.
+
+Run directory: ``recipe.yaml`` (resolved), ``log.jsonl``, ``checkpoint.pth``, ``final.pth``, ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from cosalbench import __version__, io
+from cosalbench.datasets import synth
+from cosalbench.errors import CosalbenchError
+from cosalbench.layout import resolve_data_root
+from reference_models import backbones, recipes
+from reference_models.data import GroupDataset
+from reference_models.registry import load_model_module
+
+# Keys every recipe has (the recipe file overrides them).
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "model": None,
+    "train_set": "DUTS_class",
+    "data_root": None,
+    "size": 224,
+    "seed": 0,
+    "epochs": 1,
+    "max_steps": None,
+    "optimizer": "adam",
+    "lr": 1e-4,
+    "betas": [0.9, 0.999],
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "backbone_lr_mult": 1.0,
+    "lr_step": None,
+    "lr_step_unit": "epoch",
+    "lr_gamma": 0.1,
+    "grad_clip": None,
+    "amp": "bf16",
+    "compile": False,
+    "deterministic": False,
+    "device": "auto",
+    "pretrained": True,
+    "backbone_weights": None,
+    "checkpoint_every": None,
+    "log_every": 1,
+    "preload_workers": 4,
+    "prefetch": 2,
+    "synthetic": {"n_groups": 8, "images_per_group": 8, "height": 96, "width": 96, "seed": 0},
+}
+SYNTHETIC_NAME = "SynthTrain"
+# Keys that may change when a run is resumed (they do not change what is being trained).
+RUN_CONTROL_KEYS = frozenset(
+    {
+        "max_steps",
+        "epochs",
+        "device",
+        "checkpoint_every",
+        "log_every",
+        "prefetch",
+        "preload_workers",
+        "data_root",
+        "backbone_weights",
+        "compile",
+    }
+)
+CHECKPOINT = "checkpoint.pth"
+FINAL = "final.pth"
+
+
+def resolve_recipe(
+    model: str, recipe: str | Path | None, overrides: list[str], flags: dict[str, Any]
+) -> dict:
+    """Trainer defaults <- recipe file (the model's default when None) <- ``key=value`` <- CLI flags."""
+    module = load_model_module(model)
+    cfg = recipes.merge(TRAINER_DEFAULTS, recipes.load_recipe(recipe or module.DEFAULT_RECIPE))
+    if cfg.get("model") not in (None, model):
+        raise CosalbenchError(recipe, f"this recipe is for model {cfg['model']!r}, not {model!r}")
+    cfg = recipes.apply_overrides(cfg, overrides)
+    cfg.update({key: value for key, value in flags.items() if value is not None})
+    cfg["model"] = model
+    return cfg
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise CosalbenchError(
+                None, "--device cuda asked but torch sees no CUDA device", "use --device cpu"
+            )
+        return torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
+    if name != "cpu":
+        raise CosalbenchError(None, f"unknown device {name!r}", "use cpu, cuda or cuda:N")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (all devices); optionally make cuDNN deterministic."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def autocast(device: torch.device, amp: str) -> torch.autocast:
+    """bf16 autocast on CUDA when the recipe says ``amp: bf16``; a disabled context otherwise."""
+    enabled = device.type == "cuda" and str(amp).lower() == "bf16"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def training_set(cfg: dict, out: Path) -> GroupDataset:
+    """The recipe's training set (not decoded yet).
+
+    ``train_set: synthetic`` generates ``SynthTrain`` under ``<out>/data`` from the ``synthetic`` section.
+    """
+    if str(cfg["train_set"]).lower() == "synthetic":
+        spec = synth.SynthSpec(name=SYNTHETIC_NAME, **cfg["synthetic"])
+        dataset = GroupDataset(synth.write_dataset(out / "data", spec), SYNTHETIC_NAME, int(cfg["size"]))
+    else:
+        dataset = GroupDataset(
+            resolve_data_root(cfg.get("data_root")), str(cfg["train_set"]), int(cfg["size"])
+        )
+    return dataset
+
+
+def check_resumable(path: Path, saved: dict, cfg: dict) -> None:
+    """A checkpoint may only continue the same training: same model and the same recipe up to run-control keys."""
+    if saved.get("model_name") != cfg["model"]:
+        raise CosalbenchError(
+            path, f"holds a {saved.get('model_name')!r} run, not {cfg['model']!r}", "use another --out"
+        )
+    recipe = saved.get("recipe", {})
+    changed = sorted(
+        k for k in set(recipe) | set(cfg) if k not in RUN_CONTROL_KEYS and recipe.get(k) != cfg.get(k)
+    )
+    if changed:
+        raise CosalbenchError(
+            path,
+            f"the recipe differs from the run being resumed ({', '.join(changed)})",
+            "use another --out, or --restart to start over",
+        )
+
+
+def build_optimizer(model: nn.Module, cfg: dict) -> torch.optim.Optimizer:
+    """Trainable parameters in two groups: ``backbone.*``/``features.*`` at lr x ``backbone_lr_mult``, the rest at lr."""
+    lr = float(cfg["lr"])
+    head, body = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (body if name.startswith(("backbone.", "features.")) else head).append(parameter)
+    groups = [{"params": head, "lr": lr}]
+    if body:
+        groups.append({"params": body, "lr": lr * float(cfg["backbone_lr_mult"])})
+    for group in groups:
+        group["initial_lr"] = group["lr"]
+    kind, decay = str(cfg["optimizer"]).lower(), float(cfg["weight_decay"])
+    if kind == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg["betas"]), weight_decay=decay)
+    if kind == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg["betas"]), weight_decay=decay)
+    if kind == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=float(cfg["momentum"]), weight_decay=decay)
+    raise CosalbenchError(None, f"unknown optimizer {kind!r}", "use adam, adamw or sgd")
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, cfg: dict, epoch: int, step: int) -> float:
+    """Step decay: lr x gamma^(floor(count / lr_step)) with count = epoch or step (``lr_step_unit``)."""
+    factor = 1.0
+    if cfg.get("lr_step"):
+        count = epoch if cfg["lr_step_unit"] == "epoch" else step
+        factor = float(cfg["lr_gamma"]) ** (count // int(cfg["lr_step"]))
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+    return optimizer.param_groups[0]["lr"]
+
+
+def prefetch(batches: Iterator[dict], depth: int) -> Iterator[dict]:
+    """Produce batches in a background thread (decode/augment overlap the step); ``depth`` 0 = inline."""
+    if depth <= 0:
+        yield from batches
+        return
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                buffer.put(batch)
+            buffer.put(done)
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the consumer
+            buffer.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+class Distributed:
+    """World size, ranks and process group from torchrun's environment (world size 1 without it)."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def start(self, device: torch.device) -> None:
+        if self.world > 1 and not torch.distributed.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def stop(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """``torch.save`` to a temporary name, then rename."""
+    with io.atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def train(
+    cfg: dict,
+    out: str | Path,
+    resume: bool = True,
+    progress: bool = True,
+    resume_from: str | Path | None = None,
+) -> dict:
+    """Train ``cfg["model"]`` into run directory ``out``; returns the summary (also in ``summary.json``).
+
+    With ``resume``, continue from ``resume_from`` or else ``<out>/checkpoint.pth`` when it exists.
+    """
+    out = Path(out)
+    if not cfg.get("max_steps") and cfg.get("epochs") is None:
+        raise CosalbenchError(None, "the recipe sets neither epochs nor max_steps", "set one, e.g. epochs=50")
+    source = Path(resume_from) if resume_from else out / CHECKPOINT
+    if resume_from and not source.is_file():
+        raise CosalbenchError(source, "checkpoint to resume from not found")
+    dist = Distributed()
+    device = resolve_device(str(cfg["device"]), dist.local_rank)
+    dist.start(device)
+    try:
+        return _train(cfg, out, dist, device, source if resume else None, progress)
+    finally:
+        dist.stop()
+
+
+def _train(
+    cfg: dict, out: Path, dist: Distributed, device: torch.device, source: Path | None, progress: bool
+) -> dict:
+    module = load_model_module(cfg["model"])
+    seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
+    dataset = training_set(cfg, out)
+    if hasattr(module, "prepare_config"):
+        try:
+            cfg = module.prepare_config(cfg, dataset)
+        except ValueError as exc:
+            raise CosalbenchError(dataset.data_root, str(exc)) from exc
+    model = module.build_model(cfg).to(device)  # fails fast on missing backbone weights
+    if cfg.get("preload_workers"):  # decode every image now, in parallel (0: on first use)
+        dataset.preload(int(cfg["preload_workers"]), progress and dist.main)
+    backbone = backbones.backbone_init(model)
+    optimizer = build_optimizer(model, cfg)
+    epoch, position, step = 0, 0, 0
+    checkpoint_path = out / CHECKPOINT
+    if source is not None and source.is_file():
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        check_resumable(source, state, cfg)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        epoch, position, step = state["epoch"], state["position"], state["step"]
+        backbone = state["backbone"]
+    meta = {"cosalbench": __version__, "model_name": cfg["model"], "backbone": backbone, "recipe": cfg}
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        recipes.save_recipe(out / "recipe.yaml", {**cfg, "backbone": backbone})
+    if device.type == "cpu" and cfg["compile"]:
+        cfg = {**cfg, "compile": False}  # torch.compile only pays off (and is only tested) on CUDA
+    runner: nn.Module = model
+    if cfg["compile"]:
+        runner = torch.compile(runner)
+    if dist.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        runner = nn.parallel.DistributedDataParallel(runner, device_ids=ids, find_unused_parameters=True)
+
+    def checkpoint(next_epoch: int, next_position: int) -> None:
+        if dist.main:
+            payload = {**meta, "epoch": next_epoch, "position": next_position, "step": step}
+            payload.update(
+                model=model.state_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state()
+            )
+            save_checkpoint(checkpoint_path, payload)
+
+    max_steps = int(cfg["max_steps"]) if cfg.get("max_steps") else None
+    every = int(cfg["checkpoint_every"]) if cfg.get("checkpoint_every") else None
+    epochs = int(cfg["epochs"]) if cfg.get("epochs") is not None else None
+    losses: list[float] = []
+    images_seen, started = 0, time.perf_counter()
+    bar = tqdm(
+        total=max_steps,
+        initial=step,
+        desc=f"train {cfg['model']}",
+        unit="step",
+        disable=not (progress and dist.main),
+    )
+    log = open(out / "log.jsonl", "a", encoding="utf-8") if dist.main else None  # noqa: SIM115
+    model.train()
+    try:
+        while (epochs is None or epoch < epochs) and (max_steps is None or step < max_steps):
+            rng = np.random.default_rng([int(cfg["seed"]), epoch])
+            batches = module.make_batches(dataset, cfg, rng)
+            for _ in range(position):  # resume inside an epoch: replay the sampler, skip the batches done
+                next(batches, None)
+            round_size, pending = dist.world, []
+            for batch in prefetch(batches, int(cfg["prefetch"])):
+                position += 1
+                pending.append(batch)
+                if len(pending) < round_size:
+                    continue  # every rank steps once per round of world-size batches
+                batch, pending = pending[dist.rank], []
+                lr = set_learning_rate(optimizer, cfg, epoch, step)
+                tick = time.perf_counter()
+                batch = _to_device(batch, device)
+                with autocast(device, cfg["amp"]):
+                    parts = module.training_loss(runner, batch, cfg)
+                loss = parts["loss"]
+                if not torch.isfinite(loss):
+                    raise RuntimeError(f"non-finite loss at step {step}: {float(loss)}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.get("grad_clip"):
+                    nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
+                optimizer.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                seconds = time.perf_counter() - tick
+                step += 1
+                count = int(batch["images"].shape[0]) * dist.world
+                images_seen += count
+                losses.append(float(loss.detach()))
+                if log is not None and step % int(cfg["log_every"]) == 0:
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "lr": lr,
+                        **{k: float(v.detach()) for k, v in parts.items()},
+                    }
+                    record.update(
+                        backbone=backbone,
+                        images=count,
+                        images_per_s=round(count / seconds, 2),
+                        time=round(time.time(), 3),
+                    )
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4g}", epoch=epoch)
+                if every and step % every == 0:
+                    checkpoint(epoch, position)
+                if max_steps is not None and step >= max_steps:
+                    break
+            else:
+                epoch, position = epoch + 1, 0
+                checkpoint(epoch, position)
+                continue
+            checkpoint(epoch, position)  # stopped by max_steps inside an epoch
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    elapsed = time.perf_counter() - started
+    head = losses[: max(1, len(losses) // 4)]
+    tail = losses[-max(1, len(losses) // 4) :]
+    summary = {
+        "model": cfg["model"],
+        "backbone": backbone,
+        "device": str(device),
+        "world_size": dist.world,
+        "steps": step,
+        "epochs_completed": epoch,
+        "steps_this_run": len(losses),
+        "seconds": round(elapsed, 2),
+        "images_per_s": round(images_seen / elapsed, 2) if elapsed > 0 else None,
+        "loss_first_quarter": float(np.mean(head)) if losses else None,
+        "loss_last_quarter": float(np.mean(tail)) if losses else None,
+        "final": str(out / FINAL),
+    }
+    if dist.main:
+        save_checkpoint(out / FINAL, {**meta, "recipe": cfg, "step": step, "model": model.state_dict()})
+        io.write_json(out / "summary.json", summary)
+    return summary
