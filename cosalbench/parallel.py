@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.pool
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import cv2
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import click
 from cosalbench.metrics import results
 from cosalbench.metrics.evaluate import plan_evaluation, run_plan
 from cosalbench.metrics.protocols import PROTOCOLS
+from cosalbench.parallel import available_cpus
 
 
 @click.command()
@@ -17,7 +18,11 @@ from cosalbench.metrics.protocols import PROTOCOLS
 @click.option("--data-root", type=click.Path(path_type=Path), help="Data root [$COSALBENCH_DATA or ./data].")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="pysodmetrics", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes decoding and scoring images [default: every available CPU].",
+)
 @click.option("--wfm", is_flag=True, help="Also compute the weighted F-measure (slower).")
 @click.option("--strict", is_flag=True, help="Fail on any missing prediction instead of skipping it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result documents as JSON.")
@@ -27,14 +32,14 @@ def evaluate(
     data_root: Path | None,
     protocol: str,
     out: Path,
-    workers: int,
+    workers: int | None,
     wfm: bool,
     strict: bool,
     as_json: bool,
 ) -> None:
     """Evaluate PRED (a method folder PRED/<Dataset>/... or a folder of methods PRED/<method>/<Dataset>/...)."""
     plan = plan_evaluation(pred, datasets, data_root, strict)
-    documents = run_plan(plan, protocol, out, workers, wfm)
+    documents = run_plan(plan, protocol, out, workers or available_cpus(), wfm)
     if as_json:
         click.echo(results.documents_json(documents), nl=False)
         return
