@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -181,22 +182,23 @@ def resolve_weights(arch: str, explicit: str | Path | None = None) -> Path:
     )
 
 
-def read_torchvision_state(path: Path) -> dict[str, torch.Tensor]:
-    """Load a ``.pth`` state dict on the CPU (tensors only); a bad file raises CosalbenchError."""
+def load_torch_mapping(path: Path, what: str) -> dict[str, Any]:
+    """Load a ``.pth`` file holding a mapping (``what``: "state dict", "checkpoint") on the CPU, with
+    ``weights_only`` unpickling; a missing, corrupt or non-mapping file raises CosalbenchError."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- any unpickling failure is a bad file for the user
-        raise CosalbenchError(path, f"cannot read as a torch state dict ({exc})") from exc
-    if not isinstance(state, dict):
-        raise CosalbenchError(path, "not a state dict (expected a mapping of parameter names to tensors)")
-    return state
+        raise CosalbenchError(path, f"cannot read as a torch {what} ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise CosalbenchError(path, f"not a {what} (expected a mapping, got {type(payload).__name__})")
+    return payload
 
 
 def _initialise(module: VGGFeatures | VGGBlocks, cfg: dict) -> None:
     """Load ImageNet weights as the recipe asks (``pretrained``, ``backbone_weights``)."""
     if cfg.get("pretrained", True):
         path = resolve_weights(module.arch, cfg.get("backbone_weights"))
-        module.load_torchvision(read_torchvision_state(path), path)
+        module.load_torchvision(load_torch_mapping(path, "state dict"), path)
 
 
 def vgg_features(arch: str, cfg: dict) -> VGGFeatures:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from cosalbench import __version__, io, layout
 from cosalbench.errors import CosalbenchError
 from reference_models import recipes
+from reference_models.backbones import load_torch_mapping
 from reference_models.data import GroupDataset, to_tensor_batch
 from reference_models.registry import load_model_module
 from reference_models.train import autocast, resolve_device
@@ -41,12 +42,7 @@ def load_checkpoint(path: str | Path, model_name: str) -> tuple[ModuleType, nn.M
     if not path.is_file():
         raise CosalbenchError(path, "checkpoint not found")
     module = load_model_module(model_name)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 -- any unpickling failure is a bad file for the user
-        raise CosalbenchError(path, f"cannot read as a torch checkpoint ({exc})") from exc
-    if not isinstance(payload, dict):
-        raise CosalbenchError(path, "not a checkpoint (expected a dict)")
+    payload = load_torch_mapping(path, "checkpoint")
     if "model" in payload and "recipe" in payload:
         if payload.get("model_name") != model_name:
             raise CosalbenchError(path, f"is a {payload.get('model_name')!r} checkpoint, not {model_name!r}")

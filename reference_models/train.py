@@ -312,7 +312,7 @@ def _train(
     epoch, position, step = 0, 0, 0
     checkpoint_path = out / CHECKPOINT
     if source is not None and source.is_file():
-        state = torch.load(source, map_location="cpu", weights_only=True)
+        state = backbones.load_torch_mapping(source, "checkpoint")
         check_resumable(source, state, cfg)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

@@ -146,3 +146,34 @@ def test_overrides_parse_yaml_values() -> None:
         {"lr": 1.0, "loss_weights": {"focal": 250.0}}, ["lr=1e-4", "loss_weights.focal=10"]
     )
     assert cfg == {"lr": 1e-4, "loss_weights": {"focal": 10}}
+
+
+def test_corrupt_checkpoints_are_named_on_resume_and_predict(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pth").write_bytes(b"not a pickle")
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    commands = [
+        ["train-reference", "gconet", "--recipe", SMOKE, "--out", str(run), "--quiet"],
+        [
+            "predict",
+            "gconet",
+            "--checkpoint",
+            str(tmp_path / "list.pth"),
+            "--dataset",
+            "X",
+            "--out",
+            str(tmp_path),
+        ],
+    ]
+    expected = [
+        f"{run / 'checkpoint.pth'}: cannot read as a torch checkpoint",
+        f"{tmp_path / 'list.pth'}: not a checkpoint (expected a mapping, got list)",
+    ]
+    for command, message in zip(commands, expected, strict=True):
+        with pytest.raises(SystemExit) as info:
+            main(command)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err

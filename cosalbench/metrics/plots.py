@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from cosalbench.errors import CosalbenchError
 from cosalbench.io import atomic_path
-from cosalbench.metrics.report import LOWER_IS_BETTER, METRIC_LABELS
+from cosalbench.metrics.report import LOWER_IS_BETTER, METRIC_LABELS, parse_names
 from cosalbench.metrics.results_io import check_aggregation
 
 CURVE_KINDS = ("pr", "fm", "em", "roc")
@@ -30,15 +30,7 @@ DPI = 150
 
 def parse_curves(text: str | Sequence[str]) -> list[str]:
     """``"pr,fm"`` (or a list) -> validated curve kinds, in the given order."""
-    kinds = [k.strip().lower() for k in (text.split(",") if isinstance(text, str) else text) if k.strip()]
-    unknown = [k for k in kinds if k not in CURVE_KINDS]
-    if unknown or not kinds:
-        raise CosalbenchError(
-            None,
-            f"unknown curve kind(s) {', '.join(unknown) or '(none given)'}",
-            f"use {', '.join(CURVE_KINDS)}",
-        )
-    return list(dict.fromkeys(kinds))
+    return parse_names(text, CURVE_KINDS, "curve kind")
 
 
 def _curve(doc: dict, aggregation: str, key: str) -> list[float] | None:

@@ -48,17 +48,20 @@ def default_aggregation(protocol: str) -> str:
     return get_protocol(protocol).default_aggregation if protocol in PROTOCOLS else "image_mean"
 
 
-def parse_metrics(text: str | Sequence[str]) -> list[str]:
-    """``"sm,maxfm"`` (or a list) -> validated metric keys, in the given order."""
+def parse_names(text: str | Sequence[str], allowed: Sequence[str], noun: str) -> list[str]:
+    """``"a,b"`` (or a list) -> lower-cased names, each one of ``allowed``, duplicates dropped, in order."""
     names = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
-    unknown = [m for m in names if m not in METRIC_LABELS]
+    unknown = [m for m in names if m not in allowed]
     if unknown or not names:
         raise CosalbenchError(
-            None,
-            f"unknown metric(s) {', '.join(unknown) or '(none given)'}",
-            f"use {', '.join(METRIC_LABELS)}",
+            None, f"unknown {noun}(s) {', '.join(unknown) or '(none given)'}", f"use {', '.join(allowed)}"
         )
     return list(dict.fromkeys(names))
+
+
+def parse_metrics(text: str | Sequence[str]) -> list[str]:
+    """``"sm,maxfm"`` (or a list) -> validated metric keys, in the given order."""
+    return parse_names(text, tuple(METRIC_LABELS), "metric")
 
 
 def metric_label(metric: str, latex: bool = False) -> str:
