@@ -66,13 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     except CosalbenchError as exc:
         click.echo(f"cosalbench: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("cosalbench: aborted", err=True)
-        sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         click.echo("cosalbench: interrupted (finished outputs are kept; rerun to resume)", err=True)
         sys.exit(130)
     if isinstance(status, int) and status != 0:
