@@ -160,30 +160,6 @@ def predict_datasets(
     return summary
 
 
-def evaluate_written(
-    pred_root: str | Path,
-    method: str,
-    datasets: Sequence[str],
-    data_root: str | Path | None,
-    protocol: str,
-    results: str | Path,
-    backbone: str,
-) -> list[dict]:
-    """Evaluate ``<pred_root>/<method>`` with ``cosalbench.metrics.evaluate`` and stamp ``backbone`` into
-    each result document it writes under ``<results>/<method>/<Dataset>.json``."""
-    from cosalbench.metrics.evaluate import evaluate_predictions
-
-    documents = evaluate_predictions(
-        Path(pred_root) / method, list(datasets), data_root=data_root, protocol=protocol, out=results
-    )
-    for document in documents:
-        document["backbone"] = backbone
-        path = Path(results) / document["method"] / f"{document['dataset']}.json"
-        if path.is_file():
-            io.write_json(path, document)
-    return documents
-
-
 def format_table(documents: Sequence[dict]) -> str:
     """A plain-text table of the headline numbers (image mean) of each result document."""
     columns = (("maxem", "Emax"), ("sm", "S"), ("maxfm", "Fmax"), ("mae", "MAE"))

@@ -158,7 +158,8 @@ def _predict_command(model: str) -> click.Command:
         quiet: bool,
     ) -> None:
         _require_torch()
-        from reference_models.predict import evaluate_written, format_table, predict_datasets
+        from cosalbench.metrics.evaluate import evaluate_predictions
+        from reference_models.predict import format_table, predict_datasets
 
         summary = predict_datasets(
             checkpoint,
@@ -179,14 +180,13 @@ def _predict_command(model: str) -> click.Command:
             )
         click.echo(f"backbone: {summary['backbone']}")
         if run_evaluation:
-            documents = evaluate_written(
-                out,
-                summary["method"],
+            documents = evaluate_predictions(
+                out / summary["method"],
                 list(summary["datasets"]),
-                data_root,
-                protocol,
-                results,
-                summary["backbone"],
+                data_root=data_root,
+                protocol=protocol,
+                out=results,
+                metadata={"backbone": summary["backbone"]},
             )
             click.echo(f"protocol: {protocol}")
             click.echo(format_table(documents))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,13 +324,19 @@ def run_plan(
     workers: int = 1,
     wfm: bool = False,
     progress: bool = True,
+    metadata: Mapping[str, Any] | None = None,
 ) -> list[dict]:
-    """Score every job of ``plan``; write all results under ``out`` once every one is complete."""
+    """Score every job of ``plan``; write all results under ``out`` once every one is complete.
+
+    ``metadata`` (e.g. ``{"backbone": ...}`` from a model's predictor) is added to every document.
+    """
     get_protocol(protocol)  # fail on an unknown protocol before any decoding
     finished = []
     with _pool(workers) as pool:
         for job in plan.jobs:
             finished.append(_reduce(job, protocol, score_job(job, protocol, wfm, pool, workers, progress)))
+    for result in finished:
+        result.document.update(metadata or {})
     if out is not None:
         for result in finished:
             results.write_result(Path(out), result)
@@ -347,6 +353,7 @@ def evaluate_predictions(
     wfm: bool = False,
     strict: bool = False,
     progress: bool = True,
+    metadata: Mapping[str, Any] | None = None,
 ) -> list[dict]:
     """Evaluate a method folder or a folder of methods on ``datasets``; one result document per pair.
 
@@ -355,4 +362,4 @@ def evaluate_predictions(
     per-image CSVs are written as ``<out>/<method>/<Dataset>.json|.images.csv`` after all are done.
     """
     plan = plan_evaluation(pred_root, datasets, data_root, strict)
-    return run_plan(plan, protocol, out, workers, wfm, progress)
+    return run_plan(plan, protocol, out, workers, wfm, progress, metadata)
