@@ -12,7 +12,7 @@ import sys
 import click
 
 from cosalbench import __version__
-from cosalbench.errors import CosalbenchError
+from cosalbench.errors import CosalbenchError, from_os_error
 
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
     except CosalbenchError as exc:
         click.echo(f"cosalbench: error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a full disk, a read-only folder, a file where a folder should be...
+        error = from_os_error(exc)
+        click.echo(f"cosalbench: error: {error}", err=True)
+        sys.exit(error.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

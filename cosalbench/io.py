@@ -24,9 +24,19 @@ LINK_MODES = ("hardlink", "symlink", "copy")
 
 
 def temp_path(path: Path) -> Path:
-    """The temporary sibling a writer uses before renaming: ``a/b.png`` -> ``a/b.tmp.png``."""
+    """The temporary sibling a writer uses before renaming: ``a/b.png`` -> ``a/b.<pid>.tmp.png``.
+
+    The process id keeps two processes writing the same target (two runs into one root, two ranks)
+    from sharing a temporary file; the name still ends its stem with ``.tmp``, so
+    :func:`is_temp_path` recognises leftovers of interrupted runs.
+    """
     path = Path(path)
-    return path.with_name(f"{path.stem}.tmp{path.suffix}")
+    return path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def is_temp_path(path: Path) -> bool:
+    """Whether ``path`` is a writer's temporary (``*.tmp.<ext>``), never a finished output."""
+    return Path(path).stem.endswith(".tmp")
 
 
 @contextlib.contextmanager

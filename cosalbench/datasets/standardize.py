@@ -190,10 +190,6 @@ def _output_paths(data_root: Path, dataset: str, key: tuple[str, str]) -> tuple[
     )
 
 
-def _is_temp_file(path: Path) -> bool:
-    return path.stem.endswith(".tmp")
-
-
 def _same_source(
     row: dict[str, str], previous: Previous, trees: SourceTrees, pair: tuple[Path, Path]
 ) -> bool:
@@ -223,7 +219,7 @@ def check_previous(
         foreign = [
             p
             for p in validate.dataset_files(data_root, dataset)
-            if p not in expected and not _is_temp_file(p)
+            if p not in expected and not io.is_temp_path(p)
         ]
         if foreign:
             raise CosalbenchError(
@@ -306,7 +302,7 @@ def _remove_stale(data_root: Path, dataset: str, expected: set[Path], overwrite:
     """Delete leftover temp files, and with ``overwrite`` every other unexpected output; count them."""
     removed = 0
     for path in validate.dataset_files(data_root, dataset):
-        if path not in expected and (overwrite or _is_temp_file(path)):
+        if path not in expected and (overwrite or io.is_temp_path(path)):
             path.unlink()
             removed += 1
     for top in (layout.images_dir(data_root, dataset), layout.gts_dir(data_root, dataset)):

@@ -1,0 +1,123 @@
+"""Helpers for the fault suite: run the real CLI in a subprocess and check how it fails.
+
+Every fault test asserts the same contract: the exit status, a single line
+``cosalbench: error: <path>: ...`` on stderr naming the path, no traceback anywhere, and no
+partial outputs (compare :func:`snapshot` before and after).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+ERROR_PREFIX = "cosalbench: error: "
+
+
+def cli(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cosalbench ARGS`` as a user would (a fresh interpreter), capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "cosalbench.cli", *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    """Neither stream holds a Python traceback."""
+    for stream in (result.stdout, result.stderr):
+        assert "Traceback (most recent call last)" not in stream, stream
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *fragments: str | Path, status: int = 2) -> str:
+    """The command failed with ``status`` and one error line that names each fragment; return it."""
+    assert_no_traceback(result)
+    assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
+    assert len(errors) == 1, result.stderr
+    others = [
+        line for line in result.stderr.splitlines() if line.strip() and not line.startswith(ERROR_PREFIX)
+    ]
+    assert not [line for line in others if not _is_progress(line)], result.stderr
+    for fragment in fragments:
+        assert str(fragment) in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+def _is_progress(line: str) -> bool:
+    """tqdm progress bars and warnings printed before the error are allowed on stderr."""
+    return "it/s" in line or "s/it" in line or "%|" in line or line.startswith("cosalbench: warning: ")
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (relative path -> sha256), to prove a failure changed nothing."""
+    if not root.exists():
+        return {}
+    digests: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() or path.is_symlink():
+            data = path.read_bytes() if path.exists() else b"<dangling>"
+            digests[str(path.relative_to(root))] = hashlib.sha256(data).hexdigest()
+    return digests
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a tiny tmpfs (64 KiB) that fills up at once; skipped where tmpfs cannot be mounted."""
+    mount_point = tmp_path / "full-disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is simulated with a tmpfs mount, which needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def interrupt_after(
+    args: Sequence[str | Path], wait_for: str, sig: int = signal.SIGINT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Start ``cosalbench ARGS``, send ``sig`` once ``wait_for`` appears on stderr, collect the result.
+
+    The process runs in its own session so the signal goes to the whole process group, as a
+    terminal's Ctrl-C does.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cosalbench.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + timeout
+    seen = ""
+    assert process.stderr is not None
+    os.set_blocking(process.stderr.fileno(), False)
+    while wait_for not in seen and process.poll() is None and time.monotonic() < deadline:
+        chunk = process.stderr.read()
+        seen += chunk or ""
+        time.sleep(0.05)
+    os.killpg(process.pid, sig)
+    os.set_blocking(process.stderr.fileno(), True)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, seen + stderr)
