@@ -370,6 +370,7 @@ def check_report(fake: Fake, report: dict, info: registry.DatasetInfo | None) ->
     assert report["counts"] == {
         "groups": len({g for g, _ in pairs}),
         "images": len(pairs),
+        "source_pairs": len(pairs) + len(fake.unreadable),
         "expected_groups": None if info is None else info.expected_groups,
         "expected_images": None if info is None else info.expected_images,
         "source_images": len(pairs) + len(fake.images_without_masks) + len(fake.unreadable),

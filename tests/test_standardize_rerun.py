@@ -10,17 +10,18 @@ import pytest
 from PIL import Image
 
 from cosalbench import layout
+from cosalbench.datasets.locking import lock_path
 from cosalbench.datasets.standardize import standardize_dataset
 from cosalbench.errors import CosalbenchError
 from tests.test_standardize_fakes import Fake, add_pair, check_outputs, check_report, make_clean, picture
 
 
 def mtimes(root: Path) -> dict[str, int]:
-    """lstat mtime of every file under ``root`` (outputs, manifest and report)."""
+    """lstat mtime of every file under ``root`` (outputs, manifest and report; not the lock file)."""
     return {
         p.relative_to(root).as_posix(): p.lstat().st_mtime_ns
         for p in sorted(root.rglob("*"))
-        if not p.is_dir()
+        if not p.is_dir() and p.name != lock_path(root, "Clean").name
     }
 
 

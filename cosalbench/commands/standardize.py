@@ -13,7 +13,7 @@ from cosalbench.datasets import validate as validate_lib
 
 data_root_option = click.option(
     "--data-root",
-    type=click.Path(file_okay=False),
+    type=click.Path(),
     default=None,
     help="Canonical data root (default: $COSALBENCH_DATA, else ./data).",
 )
@@ -96,16 +96,17 @@ def validate(ctx: click.Context, name: str, data_root: str | None, progress: boo
 @click.command()
 @click.argument("name")
 @click.option("--style", required=True, type=click.Choice(export_lib.STYLES), help="Target evaluator layout.")
-@click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Folder to write the layout into."
-)
+@click.option("--out", required=True, type=click.Path(), help="Folder to write the layout into.")
 @data_root_option
 @link_option
 def export(name: str, style: str, out: str, data_root: str | None, link: str) -> None:
     """Lay a standardized dataset out as an external evaluator expects (links, not copies)."""
     result = export_lib.export_dataset(data_root, name, style, out, link)
     dataset = result["dataset"]
-    click.echo(f"exported {dataset} for {style}: {result['links_made']} file(s) placed")
+    click.echo(
+        f"exported {dataset} for {style}: {result['files']} of {result['files']} file(s) in place "
+        f"({result['links_made']} new, {result['kept']} already there, {result['removed']} stale removed)"
+    )
     if result["images"]:
         click.echo(f"  images:      {result['images']}")
     click.echo(f"  masks:       {result['masks']}")

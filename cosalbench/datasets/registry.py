@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cosalbench.errors import CosalbenchError
+
 # The folder pairs (image sub-folder, mask sub-folder) the public sets ship in, in probing order.
 IMAGE_BINARY = ("image", "binary")
 IMAGE_GROUNDTRUTH = ("Image", "GroundTruth")
@@ -134,3 +136,16 @@ def canonical_name(name: str) -> str:
     """The canonical spelling of a known dataset name, else ``name`` unchanged."""
     info = lookup(name)
     return info.name if info is not None else name
+
+
+def dataset_folder_name(name: str) -> str:
+    """The canonical name of a known dataset; an unknown name must be a plain folder name."""
+    canonical = canonical_name(name)
+    if (
+        not canonical
+        or canonical in (".", "..")
+        or canonical.startswith(".")
+        or any(c in canonical for c in "/\\")
+    ):
+        raise CosalbenchError(None, f"{name!r} is not a usable dataset name", "use a plain folder name")
+    return canonical

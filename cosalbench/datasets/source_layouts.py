@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cosalbench import layout
 from cosalbench.datasets import registry
+from cosalbench.datasets.inputs import entry_problem
 from cosalbench.datasets.registry import KNOWN_LAYOUTS, DatasetInfo
 from cosalbench.errors import CosalbenchError
 
@@ -36,7 +37,9 @@ class SourceTrees:
 class TreeListing:
     """The files of one tree (images or masks), sorted."""
 
-    files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (group, stem) -> file
+    # (group, stem) -> file; entries named like images that cannot be read (a broken link, a folder
+    # called ``0004.png``) are listed too, so that standardize reports them as unreadable
+    files: dict[tuple[str, str], Path] = field(default_factory=dict)
     conflicts: list[tuple[Path, Path]] = field(default_factory=list)  # (kept, ignored), same stem
     system: list[Path] = field(default_factory=list)
     other: list[Path] = field(default_factory=list)  # not an image, or a folder nested inside a group
@@ -141,9 +144,10 @@ def custom(src: Path, images: str, masks: str) -> SourceTrees:
     return SourceTrees(root, trees[0], trees[1], "custom")
 
 
-def _preference(path: Path) -> tuple[int, str]:
-    """Sort key choosing which of two same-stem files to keep: ``layout.IMAGE_EXTENSIONS`` order."""
-    return layout.IMAGE_EXTENSIONS.index(path.suffix.lower()), path.name
+def _preference(path: Path) -> tuple[bool, int, str]:
+    """Sort key choosing which of two same-stem files to keep: a readable one, then
+    ``layout.IMAGE_EXTENSIONS`` order."""
+    return entry_problem(path) is not None, layout.IMAGE_EXTENSIONS.index(path.suffix.lower()), path.name
 
 
 def list_tree(folder: Path) -> TreeListing:
@@ -164,7 +168,7 @@ def _list_group(group_dir: Path, listing: TreeListing) -> None:
     for entry in sorted(group_dir.iterdir()):
         if is_skipped(entry):
             listing.system.append(entry)
-        elif entry.is_dir() or entry.suffix.lower() not in layout.IMAGE_EXTENSIONS:
+        elif entry.suffix.lower() not in layout.IMAGE_EXTENSIONS:
             listing.other.append(entry)
         else:
             by_stem.setdefault(entry.stem, []).append(entry)

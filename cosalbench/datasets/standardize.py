@@ -31,8 +31,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from cosalbench import io, layout
+from cosalbench import io, layout, staging
 from cosalbench.datasets import registry, source_layouts, validate
+from cosalbench.datasets.inputs import entry_problem
+from cosalbench.datasets.locking import dataset_lock
 from cosalbench.datasets.source_layouts import SourceListing, SourceTrees
 from cosalbench.errors import CosalbenchError
 
@@ -99,7 +101,10 @@ def prepare_image(path: Path) -> PreparedImage:
     Kept when Pillow reads it as JPEG (or MPO, a multi-frame JPEG) in mode RGB; converted otherwise.
     Raises CosalbenchError when the file cannot be decoded completely.
     """
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CosalbenchError(path, f"cannot read file ({exc.strerror})") from exc
     try:
         with Image.open(bytes_io.BytesIO(data)) as image:
             image.load()
@@ -171,7 +176,7 @@ def load_previous(data_root: Path, dataset: str) -> Previous:
     source = (report or {}).get("source") or {}
     if not manifest.is_file() or not {"root", "images", "masks"} <= source.keys():
         return Previous(None, None, None, None)
-    rows = layout.read_manifest(data_root, dataset)
+    rows = validate.read_manifest_rows(data_root, dataset)
     if rows and not {"image_source_stamp", "mask_source_stamp", "image_sha256"} <= rows[0].keys():
         return Previous(None, None, None, None)
     return Previous(
@@ -345,19 +350,6 @@ class RunStats:
     removed: int = 0
 
 
-def dataset_folder_name(name: str) -> str:
-    """The canonical name of a known dataset; an unknown name must be a plain folder name."""
-    canonical = registry.canonical_name(name)
-    if (
-        not canonical
-        or canonical in (".", "..")
-        or canonical.startswith(".")
-        or any(c in canonical for c in "/\\")
-    ):
-        raise CosalbenchError(None, f"{name!r} is not a usable dataset name", "use a plain folder name")
-    return canonical
-
-
 def standardize_dataset(
     name: str,
     src: str | Path,
@@ -377,7 +369,7 @@ def standardize_dataset(
         raise CosalbenchError(None, f"unknown link mode {link!r}", f"use one of {', '.join(io.LINK_MODES)}")
     if (images is None) != (masks is None):
         raise CosalbenchError(None, "--images and --masks go together", "give both sub-folders or neither")
-    dataset = dataset_folder_name(name)
+    dataset = registry.dataset_folder_name(name)
     info = registry.lookup(dataset)
     root = layout.resolve_data_root(data_root)
     trees = (
@@ -389,6 +381,21 @@ def standardize_dataset(
         raise CosalbenchError(
             trees.images, "is the standardized copy itself", "point --src at the original download"
         )
+    staging.check_output_folder(root, "--data-root")
+    with dataset_lock(root, dataset, "standardize"):
+        return _standardize(dataset, info, root, trees, link, overwrite, progress)
+
+
+def _standardize(
+    dataset: str,
+    info: registry.DatasetInfo | None,
+    root: Path,
+    trees: SourceTrees,
+    link: str,
+    overwrite: bool,
+    progress: bool,
+) -> tuple[dict, RunStats]:
+    """The body of :func:`standardize_dataset`, run while holding the dataset's lock."""
     listing = source_layouts.scan(trees)
     previous = load_previous(root, dataset)
     check_previous(previous, trees, listing, root, dataset, overwrite)
@@ -405,6 +412,10 @@ def standardize_dataset(
             assert old_row is not None
             rows.append(dict(old_row))
             stats.unchanged += 1
+            continue
+        problems = [(path, problem) for path in pair if (problem := entry_problem(path)) is not None]
+        if problems:
+            unreadable.extend(problems)
             continue
         try:
             image = prepare_image(pair[0])

@@ -8,7 +8,9 @@ the registry, unpaired or unreadable files, size mismatches, empty masks, change
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io as bytes_io
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -123,6 +125,7 @@ def build_report(
         "counts": {
             "groups": len({r["group"] for r in rows}),
             "images": len(rows),
+            "source_pairs": len(listing.pairs),
             "expected_groups": None if info is None else info.expected_groups,
             "expected_images": None if info is None else info.expected_images,
             "source_images": len(listing.images.files),
@@ -203,7 +206,9 @@ def format_report(report: dict[str, Any]) -> list[str]:
             f" (registry: {number(counts['expected_images'])} in {number(counts['expected_groups'])} groups)"
         )
     lines = [
-        f"{report['dataset']}: {counts['images']} pairs in {counts['groups']} groups{expected}",
+        f"{report['dataset']}: {counts['images']} of {counts.get('source_pairs', '?')} pairs standardized "
+        f"in {counts['groups']} groups{expected}"
+        + (f"; {len(report['unreadable'])} unreadable file(s) skipped" if report["unreadable"] else ""),
         f"  source: {source['images']} + {source['masks']} [{source['layout']}]",
         f"  {counts['converted_images']} image(s) converted to RGB JPEG, "
         f"{counts['binarized_masks']} mask(s) binarized at >128, "
@@ -218,6 +223,36 @@ def format_report(report: dict[str, Any]) -> list[str]:
             lines.append(f"    {key}: {_preview(report[key])}")
     lines.append(f"status: {report['status']} (exit {report['exit_code']})")
     return lines
+
+
+def read_manifest_rows(data_root: Path, dataset: str) -> list[dict[str, str]]:
+    """The manifest's rows (empty when there is none); undecodable text or unsafe names raise naming the file.
+
+    ``group`` and ``stem`` become path components, so a row naming ``..`` or holding a slash is
+    refused rather than followed outside the data root.
+    """
+    path = layout.manifest_path(data_root, dataset)
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CosalbenchError(
+            path, f"not UTF-8 text (byte {exc.start:,} of {len(data):,})", "re-run standardize"
+        ) from None
+    try:
+        rows = list(csv.DictReader(bytes_io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise CosalbenchError(path, f"not a readable CSV ({exc})", "re-run standardize") from None
+    for line_number, row in enumerate(rows, start=2):
+        for column in ("group", "stem"):
+            value = row.get(column)
+            if value is not None and (value in ("", ".", "..") or "/" in value or "\\" in value):
+                raise CosalbenchError(
+                    path, f"line {line_number}: {column} {value!r} is not a plain name", "re-run standardize"
+                )
+    return rows
 
 
 def dataset_files(data_root: Path, dataset: str) -> list[Path]:
@@ -243,13 +278,13 @@ def validate_dataset(data_root: str | Path | None, name: str, progress: bool = T
     The status also carries the warnings of the saved standardize report: ``complete`` needs both.
     """
     root = layout.resolve_data_root(data_root)
-    dataset = registry.canonical_name(name)
+    dataset = registry.dataset_folder_name(name)
     manifest = layout.manifest_path(root, dataset)
     if not manifest.is_file():
         raise CosalbenchError(
             manifest, "no manifest", f"run `cosalbench standardize {dataset} --src DIR` first"
         )
-    rows = layout.read_manifest(root, dataset)
+    rows = read_manifest_rows(root, dataset)
     needed = {"group", "stem", "image_sha256", "mask_sha256"}
     if rows and not needed <= rows[0].keys():
         raise CosalbenchError(
@@ -326,7 +361,7 @@ def dataset_status(data_root: Path, name: str) -> dict[str, Any]:
         status = "listed only (dry run)" if report.get("dry_run") else "built"
         return {"status": status, "groups": report.get("n_groups"), "images": report.get("n_pairs")}
     if layout.manifest_path(data_root, name).is_file():
-        rows = layout.read_manifest(data_root, name)
+        rows = read_manifest_rows(data_root, name)
         return {
             "status": "present (no report)",
             "groups": len({r["group"] for r in rows}),
