@@ -37,10 +37,12 @@ from cosalbench import __version__, io, layout
 from cosalbench.baselines.colour import matlab_round, rounded_lab
 from cosalbench.baselines.kmeans import kmeans_pp
 from cosalbench.datasets import registry
+from cosalbench.datasets.inputs import entry_problem, plain_folder_name, refuse_unreadable
 from cosalbench.errors import CosalbenchError
 from cosalbench.parallel import process_pool
 
 PARAMS_FILE = "cbcs.json"
+SKIP_HINT = "fix or remove them, or pass --skip-unreadable to predict the others"
 
 
 @dataclass(frozen=True)
@@ -338,19 +340,67 @@ def to_uint8(saliency: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- datasets
 
 
+GroupOutcome = tuple[int, tuple[str | None, str, str | None] | None, list[tuple[str, str]]]
+
+
 def _predict_group(
-    group_dir: Path, out_dir: Path, params: CBCSParams
-) -> tuple[int, tuple[str | None, str, str | None] | None]:
-    """Write the maps of one group; returns (images written, error as (path, problem, hint) or None)."""
-    paths = list(layout.list_images(group_dir).values())
+    group_dir: Path, out_dir: Path, params: CBCSParams, skip_unreadable: bool = False
+) -> GroupOutcome:
+    """Write the maps of one group; returns (images written, error as (path, problem, hint) or None,
+    images skipped as (path, problem) when ``skip_unreadable``)."""
     try:
-        images = [io.read_bgr(path) for path in paths]
-    except CosalbenchError as exc:  # exceptions with extra fields do not cross process boundaries
-        return 0, (exc.path, exc.problem, exc.hint)
-    maps = co_saliency(images, params, names=[path.name for path in paths])
-    for path, saliency in zip(paths, maps, strict=True):
+        paths, skipped = _readable_inputs(group_dir, skip_unreadable)
+    except CosalbenchError as exc:
+        return 0, (exc.path, exc.problem, exc.hint), []
+    images, kept = [], []
+    for path in paths:
+        try:
+            images.append(io.read_bgr(path))
+            kept.append(path)
+        except CosalbenchError as exc:  # exceptions with extra fields do not cross process boundaries
+            if not skip_unreadable:
+                return 0, (exc.path, exc.problem, exc.hint), skipped
+            skipped.append((str(path), exc.problem))
+    if not images:
+        return 0, None, skipped
+    maps = co_saliency(images, params, names=[path.name for path in kept])
+    for path, saliency in zip(kept, maps, strict=True):
         io.write_png(out_dir / f"{path.stem}.png", to_uint8(saliency))
-    return len(paths), None
+    return len(kept), None, skipped
+
+
+def group_inputs(group_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The image entries of one group folder: (readable files, (entry, problem) for the others).
+
+    Every entry named like an image counts, so a broken link, a folder called ``0004.jpg`` or an
+    empty file is reported rather than dropped. Two images sharing a stem (``a.jpg`` and ``a.png``)
+    would both be written to ``a.png``: that is refused, as no rule can say which one is meant.
+    """
+    entries = sorted(
+        entry
+        for entry in Path(group_dir).iterdir()
+        if entry.suffix.lower() in layout.IMAGE_EXTENSIONS and not layout.is_system_file(entry)
+    )
+    by_stem: dict[str, Path] = {}
+    for entry in entries:
+        if entry.stem in by_stem:
+            raise CosalbenchError(
+                entry,
+                f"shares its stem with {by_stem[entry.stem].name}: both would be written to {entry.stem}.png",
+                "keep one image per stem in the group folder",
+            )
+        by_stem[entry.stem] = entry
+    problems = [(entry, problem) for entry in entries if (problem := entry_problem(entry)) is not None]
+    bad = {entry for entry, _ in problems}
+    return [entry for entry in entries if entry not in bad], problems
+
+
+def _readable_inputs(group_dir: Path, skip_unreadable: bool) -> tuple[list[Path], list[tuple[str, str]]]:
+    """``group_inputs`` for a worker: unreadable entries are an error unless ``skip_unreadable``."""
+    paths, problems = group_inputs(group_dir)
+    if not skip_unreadable:
+        refuse_unreadable(problems, len(paths) + len(problems), "images", SKIP_HINT)
+    return paths, [(str(path), problem) for path, problem in problems]
 
 
 def _resolve_dataset(data_root: Path, dataset: str) -> str:
@@ -402,6 +452,7 @@ def predict_dataset(
     overwrite: bool = False,
     progress: bool = True,
     params: CBCSParams = CBCSParams(),
+    skip_unreadable: bool = False,
 ) -> Path:
     """Write CBCS maps for every image of a canonical dataset; returns the prediction folder.
 
@@ -409,13 +460,26 @@ def predict_dataset(
     (the parameters). Groups run in ``workers`` processes; each group has its own seeded stream,
     so the files do not depend on ``workers``. A group whose maps all exist is skipped unless
     ``overwrite``. With ``progress``, a progress bar and a summary line go to stderr.
+
+    An image that cannot be read (a broken link, a folder in its place, an empty or corrupt file)
+    is an error naming it, before any map is written when the listing shows it; with
+    ``skip_unreadable`` the group is predicted from its readable images and the summary counts
+    the skipped ones. A run that would write no map at all is an error either way.
     """
     data_root = layout.resolve_data_root(data_root)
-    dataset = _resolve_dataset(data_root, dataset)
+    dataset = _resolve_dataset(data_root, registry.dataset_folder_name(dataset))
+    method = plain_folder_name(method, "--method")
     source = layout.images_dir(data_root, dataset)
     groups = layout.list_groups(source)
     if not groups:
         raise CosalbenchError(source, "no group folders", "expected images/<dataset>/<group>/<image>")
+    listed = {group: group_inputs(source / group) for group in groups}
+    problems = [problem for _, group_problems in listed.values() for problem in group_problems]
+    expected = sum(len(paths) + len(group_problems) for paths, group_problems in listed.values())
+    if not skip_unreadable:
+        refuse_unreadable(problems, expected, "images", SKIP_HINT)
+    if len(problems) == expected:
+        raise CosalbenchError(source, f"none of the {expected} images can be read (0 maps to write)")
     out = layout.prediction_dir(Path(pred_root), method, dataset)
     params_path = out / PARAMS_FILE
     _check_params(params_path, params, overwrite)
@@ -424,17 +488,19 @@ def predict_dataset(
     )
 
     todo: list[tuple[str, int]] = []
-    skipped = 0
-    for group in groups:
-        stems = layout.list_images(source / group)
-        done = all((out / group / f"{stem}.png").is_file() for stem in stems)
+    finished = 0
+    for group, (paths, _) in listed.items():
+        if not paths:
+            continue
+        done = all((out / group / f"{path.stem}.png").is_file() for path in paths)
         if done and not overwrite:
-            skipped += 1
+            finished += len(paths)
         else:
-            todo.append((group, len(stems)))
+            todo.append((group, len(paths)))
 
     start = time.perf_counter()
     written = 0
+    skipped: list[tuple[str, str]] = list(map(_as_text, problems))
     with tqdm(
         total=sum(n for _, n in todo),
         unit="img",
@@ -442,31 +508,37 @@ def predict_dataset(
         disable=not progress or not todo,
         file=sys.stderr,
     ) as bar:
-        jobs = [(source / group, out / group, params) for group, _ in todo]
-        for count, error in _run(jobs, workers):
+        jobs = [(source / group, out / group, params, skip_unreadable) for group, _ in todo]
+        for count, error, group_skipped in _run(jobs, workers):
             if error is not None:
                 raise CosalbenchError(*error)
             written += count
+            skipped += [item for item in group_skipped if item not in skipped]
             bar.update(count)
+    produced = written + finished
+    if produced == 0:
+        raise CosalbenchError(source, f"none of the {expected} images can be read (0 maps written)")
     if progress:
         tqdm.write(
-            f"cbcs: {dataset}: {written} maps in {len(todo)} groups written in "
-            f"{time.perf_counter() - start:.1f} s, {skipped} finished groups skipped -> {out}",
+            f"cbcs: {dataset}: {produced} of {expected} maps ({written} written in "
+            f"{time.perf_counter() - start:.1f} s, {finished} already there"
+            + (f", {len(skipped)} unreadable image(s) skipped, e.g. {skipped[0][0]}" if skipped else "")
+            + f") -> {out}",
             file=sys.stderr,
         )
     return out
 
 
-def _predict_group_job(
-    job: tuple[Path, Path, CBCSParams],
-) -> tuple[int, tuple[str | None, str, str | None] | None]:
-    """``_predict_group`` on one ``(group_dir, out_dir, params)`` tuple (for ``Pool.imap_unordered``)."""
+def _as_text(problem: tuple[Path, str]) -> tuple[str, str]:
+    return str(problem[0]), problem[1]
+
+
+def _predict_group_job(job: tuple[Path, Path, CBCSParams, bool]) -> GroupOutcome:
+    """``_predict_group`` on one ``(group_dir, out_dir, params, skip_unreadable)`` tuple (for ``Pool.imap_unordered``)."""
     return _predict_group(*job)
 
 
-def _run(
-    jobs: list[tuple[Path, Path, CBCSParams]], workers: int
-) -> Iterator[tuple[int, tuple[str | None, str, str | None] | None]]:
+def _run(jobs: list[tuple[Path, Path, CBCSParams, bool]], workers: int) -> Iterator[GroupOutcome]:
     """Yield ``_predict_group`` results, serially or from a process pool, as groups finish."""
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:

@@ -18,6 +18,11 @@ import click
 )
 @click.option("--stretch", is_flag=True, help="Min-max stretch each map (the Matlab release does not).")
 @click.option("--overwrite", is_flag=True, help="Recompute groups whose maps already exist.")
+@click.option(
+    "--skip-unreadable",
+    is_flag=True,
+    help="Predict groups from their readable images and count the others (default: refuse to start).",
+)
 @click.option("--evaluate", "run_evaluation", is_flag=True, help="Score the maps when done.")
 @click.option(
     "--protocol",
@@ -34,24 +39,38 @@ def cbcs(
     seed: int,
     stretch: bool,
     overwrite: bool,
+    skip_unreadable: bool,
     run_evaluation: bool,
     protocol: str,
 ) -> None:
     """Cluster-based co-saliency (Fu et al., TIP 2013): a training-free CPU baseline.
 
-    Writes OUT/METHOD/DATASET/GROUP/STEM.png for every image of each dataset.
+    Writes OUT/METHOD/DATASET/GROUP/STEM.png for every image of each dataset. An unreadable
+    image (broken link, folder, empty or corrupt file) stops the run with one line naming it,
+    unless --skip-unreadable; a run that would write no map at all always fails.
     """
     from cosalbench.baselines.cbcs import CBCSParams, predict_dataset
     from cosalbench.layout import resolve_data_root
+    from cosalbench.staging import check_output_folder
 
     root = resolve_data_root(data_root)
+    check_output_folder(out)
     if run_evaluation:  # refuse a bad protocol before hours of prediction, not after
         from cosalbench.metrics.protocols import get_protocol
 
         get_protocol(protocol)
     params = CBCSParams(seed=seed, stretch=stretch)
     folders = [
-        predict_dataset(root, name, out, method=method, workers=workers, overwrite=overwrite, params=params)
+        predict_dataset(
+            root,
+            name,
+            out,
+            method=method,
+            workers=workers,
+            overwrite=overwrite,
+            params=params,
+            skip_unreadable=skip_unreadable,
+        )
         for name in datasets
     ]
     if run_evaluation:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cosalbench.errors import CosalbenchError
+from cosalbench.datasets.inputs import plain_folder_name
 
 # The folder pairs (image sub-folder, mask sub-folder) the public sets ship in, in probing order.
 IMAGE_BINARY = ("image", "binary")
@@ -140,12 +140,4 @@ def canonical_name(name: str) -> str:
 
 def dataset_folder_name(name: str) -> str:
     """The canonical name of a known dataset; an unknown name must be a plain folder name."""
-    canonical = canonical_name(name)
-    if (
-        not canonical
-        or canonical in (".", "..")
-        or canonical.startswith(".")
-        or any(c in canonical for c in "/\\")
-    ):
-        raise CosalbenchError(None, f"{name!r} is not a usable dataset name", "use a plain folder name")
-    return canonical
+    return plain_folder_name(canonical_name(name), "dataset name")
