@@ -26,12 +26,12 @@ def _splits(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     "--coco",
     "coco_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=str),
+    type=click.Path(path_type=str),
     help="COCO2017 folder holding annotations/ and train2017/, val2017/.",
 )
 @click.option(
     "--data-root",
-    type=click.Path(file_okay=False),
+    type=click.Path(),
     default=None,
     help="Canonical data root (default: $COSALBENCH_DATA, else ./data).",
 )
@@ -71,7 +71,13 @@ def _splits(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     help="Processes drawing masks.",
 )
 @click.option("--dry-run", is_flag=True, help="Annotations only: groups, digest, manifest without masks.")
-@click.option("--strict", is_flag=True, help="Fail when an image of a group is missing on disk.")
+@click.option(
+    "--strict/--skip-missing",
+    default=True,
+    show_default=True,
+    help="Fail (default) when an image of a group is missing, a broken link, a folder or empty; "
+    "--skip-missing builds without them and lists them in the report.",
+)
 @click.option(
     "--overwrite", is_flag=True, help="Replace a different or finished build instead of refusing/resuming."
 )

@@ -15,12 +15,14 @@ import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from cosalbench.datasets.inputs import entry_problem
 from cosalbench.io import link_or_copy, write_bytes
 
 Segmentation = Any  # list[list[float]] | {"size": [h, w], "counts": list[int] | str}
@@ -133,11 +135,11 @@ def process_image(task: ImageTask) -> ImageResult:
         rle = union_rle(member.segmentations, task.height, task.width)
         pixels[member.category_id] = rle_pixels(rle)
         gt_path = os.path.join(task.gts_root, member.group, f"{task.stem}.png")
-        if not os.path.exists(gt_path):
+        if entry_problem(Path(gt_path)) is not None:
             write_bytes(gt_path, encode_mask_png(decode_mask(rle, task.height, task.width)))
             masks_written += 1
         image_path = os.path.join(task.images_root, member.group, f"{task.stem}.jpg")
-        if not os.path.lexists(image_path):
+        if entry_problem(Path(image_path)) is not None:  # absent, or a broken link / empty copy
             link_or_copy(task.source, image_path, task.link)
             links_made += 1
     return ImageResult(task.image_id, pixels, masks_written, links_made)

@@ -74,7 +74,7 @@ def load_annotations(path: str | Path) -> CocoAnnotations:
             elif isinstance(exc, json.JSONDecodeError):
                 problem = f"not valid JSON at byte {exc.pos:,} of {size:,} ({exc.msg})"
             else:
-                problem = "not valid JSON (not UTF-8 text)"
+                problem = f"not valid JSON (not UTF-8 text at byte {exc.start:,} of {size:,})"
             raise CosalbenchError(path, problem, "download and unzip the annotations again") from None
         del data
         return index_annotations(document, path, sha256)

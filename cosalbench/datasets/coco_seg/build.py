@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -24,6 +25,8 @@ from cosalbench.datasets.coco_seg.annotations import gc_paused
 from cosalbench.datasets.coco_seg.plan import SplitPlan, build_stamp, image_stem, plan_splits, stamp_path
 from cosalbench.datasets.coco_seg.report import MANIFEST_COLUMNS, manifest_rows, split_report
 from cosalbench.datasets.coco_seg.rule import RuleOptions
+from cosalbench.datasets.inputs import entry_problem
+from cosalbench.datasets.locking import dataset_lock
 from cosalbench.errors import CosalbenchError
 from cosalbench.io import LINK_MODES, is_temp_path, write_csv, write_json
 from cosalbench.layout import (
@@ -33,6 +36,7 @@ from cosalbench.layout import (
     report_path,
     resolve_data_root,
 )
+from cosalbench.staging import check_output_folder
 
 
 def build_coco_seg(
@@ -51,6 +55,9 @@ def build_coco_seg(
 
     ``dry_run`` reads only the annotation files: it selects the groups, computes the digests and
     writes the manifest (empty ``mask_pixels``) and report, unless a full build is already there.
+    A member JPEG that is missing, a broken link, a folder or empty is left out of the build and
+    listed in the report; with ``strict`` it is an error before anything is written. A split whose
+    rule selects no group, or none of whose images can be used, is an error.
     """
     options = options or RuleOptions()
     if link not in LINK_MODES:
@@ -58,46 +65,91 @@ def build_coco_seg(
     if workers < 1:
         raise CosalbenchError(None, "--workers must be at least 1")
     root = resolve_data_root(data_root)
+    check_output_folder(root, "--data-root")
     # The parsed annotations are millions of acyclic containers: cyclic collections would only
     # re-walk them (seconds each), so the collector stays paused for the whole build.
     with gc_paused():
         plans = plan_splits(coco_dir, splits, options, progress)
-        if dry_run:
-            return [_dry_run(plan, root, options, link) for plan in plans]
-        missing = {plan.dataset: _missing_images(plan) for plan in plans}
-        if strict:
+        with contextlib.ExitStack() as locks:
             for plan in plans:
-                if missing[plan.dataset]:
-                    names = ", ".join(
-                        plan.coco.images[i].file_name for i in sorted(missing[plan.dataset])[:5]
-                    )
-                    raise CosalbenchError(
-                        plan.image_dir,
-                        f"{len(missing[plan.dataset])} image(s) missing, e.g. {names}",
-                        "--strict is on",
-                    )
-        stamps = {plan.dataset: build_stamp(plan, options, link) for plan in plans}
+                locks.enter_context(dataset_lock(root, plan.dataset, "build-coco-seg"))
+            return _build_plans(plans, root, options, link, workers, dry_run, strict, overwrite, progress)
+
+
+def _build_plans(
+    plans: Sequence[SplitPlan],
+    root: Path,
+    options: RuleOptions,
+    link: str,
+    workers: int,
+    dry_run: bool,
+    strict: bool,
+    overwrite: bool,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Check every split, then build (or list) them: nothing is written when one is unusable."""
+    if dry_run:
         for plan in plans:
-            _prepare_output(root, plan.dataset, stamps[plan.dataset], overwrite)
-        return [
-            _build_split(
-                plan, root, options, link, workers, missing[plan.dataset], stamps[plan.dataset], progress
-            )
-            for plan in plans
-        ]
+            _refuse_empty_selection(plan)
+        return [_dry_run(plan, root, options, link) for plan in plans]
+    stamps = {plan.dataset: build_stamp(plan, options, link) for plan in plans}
+    replace = {
+        plan.dataset: _check_output(root, plan.dataset, stamps[plan.dataset], overwrite) for plan in plans
+    }
+    unusable = {plan.dataset: _unusable_images(plan) for plan in plans}
+    for plan in plans:
+        _refuse_empty_selection(plan)
+        _refuse_unusable_images(plan, unusable[plan.dataset], strict)
+    for plan in plans:
+        if replace[plan.dataset]:
+            _clear_output(root, plan.dataset)
+    return [
+        _build_split(
+            plan, root, options, link, workers, unusable[plan.dataset], stamps[plan.dataset], progress
+        )
+        for plan in plans
+    ]
 
 
-def _missing_images(plan: SplitPlan) -> frozenset[int]:
-    """Ids of the split's member images whose JPEG is not on disk."""
-    return frozenset(i for i in plan.selection.image_groups if not plan.source(i).is_file())
+def _unusable_images(plan: SplitPlan) -> dict[int, str]:
+    """Member images whose JPEG cannot be used (missing, a broken link, a folder, empty) -> why."""
+    found = {image_id: entry_problem(plan.source(image_id)) for image_id in plan.selection.image_groups}
+    return {image_id: problem for image_id, problem in found.items() if problem is not None}
+
+
+def _refuse_empty_selection(plan: SplitPlan) -> None:
+    """A split whose rule selects no (group, image) pair is not a dataset."""
+    if plan.selection.n_pairs == 0:
+        raise CosalbenchError(
+            plan.coco.path,
+            f"the rule selects 0 pairs in {len(plan.selection.pairs)} groups from "
+            f"{len(plan.coco.images):,} annotated images: {plan.dataset} would be empty",
+            "check --coco, or lower --min-area / --min-group-size",
+        )
+
+
+def _refuse_unusable_images(plan: SplitPlan, unusable: Mapping[int, str], strict: bool) -> None:
+    """With ``strict`` any unusable member image is an error; without, only all of them."""
+    total = len(plan.selection.image_groups)
+    if not unusable or (not strict and len(unusable) < total):
+        return
+    first = min(unusable)
+    hint = "--strict is on: pass --skip-missing to build without them" if strict else "check --coco"
+    raise CosalbenchError(
+        plan.source(first),
+        f"{unusable[first]}; {len(unusable):,} image(s) of {total:,} in the {plan.dataset} groups "
+        "are missing or unusable",
+        hint,
+    )
 
 
 def _has_files(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-def _prepare_output(root: Path, dataset: str, stamp: Mapping[str, Any], overwrite: bool) -> None:
-    """Resume a matching build, start a fresh one, or refuse/replace a different one."""
+def _check_output(root: Path, dataset: str, stamp: Mapping[str, Any], overwrite: bool) -> bool:
+    """Whether the data root's build of ``dataset`` must be cleared first (False: resume or fresh);
+    refuse a different build without ``overwrite``."""
     path = stamp_path(root, dataset)
     previous: Any = None
     if path.is_file():
@@ -106,12 +158,12 @@ def _prepare_output(root: Path, dataset: str, stamp: Mapping[str, Any], overwrit
         except (OSError, ValueError):
             previous = {}
     if previous == stamp and not overwrite:
-        return
+        return False
     occupied = [
         folder for folder in (images_dir(root, dataset), gts_dir(root, dataset)) if _has_files(folder)
     ]
     if previous is None and not occupied:
-        return
+        return False
     if not overwrite:
         if previous is None:
             where, what = occupied[0], "files not made by build-coco-seg"
@@ -122,10 +174,15 @@ def _prepare_output(root: Path, dataset: str, stamp: Mapping[str, Any], overwrit
             f"holds a different {dataset} build ({what})",
             "pass --overwrite to replace it, or choose another --data-root",
         )
+    return True
+
+
+def _clear_output(root: Path, dataset: str) -> None:
+    """Remove a previous build of ``dataset`` (its folders, manifest, report and stamp)."""
     for folder in (images_dir(root, dataset), gts_dir(root, dataset)):
         if folder.is_dir():
             shutil.rmtree(folder)
-    for file in (manifest_path(root, dataset), report_path(root, dataset), path):
+    for file in (manifest_path(root, dataset), report_path(root, dataset), stamp_path(root, dataset)):
         file.unlink(missing_ok=True)
 
 
@@ -201,7 +258,7 @@ def _build_split(
     options: RuleOptions,
     link: str,
     workers: int,
-    missing: frozenset[int],
+    unusable: Mapping[int, str],
     stamp: Mapping[str, Any],
     progress: bool,
 ) -> dict[str, Any]:
@@ -210,6 +267,8 @@ def _build_split(
     _remove_temporaries(root, plan.dataset)
     pixels: dict[tuple[int, int], int] = {}
     masks_written = links_made = 0
+    missing = frozenset(unusable)
+    _remove_outputs_of(plan, root, missing)
     total = sum(len(plan.selection.image_groups[i]) for i in plan.selection.image_groups if i not in missing)
     tasks = _image_tasks(plan, root, options, link, missing)
     try:
@@ -232,6 +291,9 @@ def _build_split(
     report = split_report(plan, options, link, rows, dry_run=False)
     report.update(
         missing_images=[f"{plan.image_dir.name}/{plan.coco.images[i].file_name}" for i in sorted(missing)],
+        missing_problems={
+            f"{plan.image_dir.name}/{plan.coco.images[i].file_name}": unusable[i] for i in sorted(missing)
+        },
         n_missing_images=len(missing),
         n_skipped_pairs=sum(len(plan.selection.image_groups[i]) for i in missing),
         masks_written=masks_written,
@@ -240,6 +302,18 @@ def _build_split(
     )
     _write_outputs(root, plan.dataset, rows, report)
     return report
+
+
+def _remove_outputs_of(plan: SplitPlan, root: Path, image_ids: frozenset[int]) -> None:
+    """Delete what an earlier run placed for images that are now unusable (the manifest leaves them out)."""
+    for image_id in image_ids:
+        stem = image_stem(image_id)
+        for cid in plan.selection.image_groups[image_id]:
+            group = plan.selection.names[cid]
+            for path in (images_dir(root, plan.dataset) / group / f"{stem}.jpg",
+                         gts_dir(root, plan.dataset) / group / f"{stem}.png"):  # fmt: skip
+                if os.path.lexists(path) and not path.is_dir():
+                    path.unlink()
 
 
 def _dry_run(plan: SplitPlan, root: Path, options: RuleOptions, link: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -54,9 +55,8 @@ def plan_splits(
     if unknown or not splits:
         raise CosalbenchError(None, f"unknown split(s) {unknown or splits!r}", "use train, val or train,val")
     if not coco_dir.is_dir():
-        raise CosalbenchError(
-            coco_dir, "COCO folder not found", "point --coco at the folder holding annotations/"
-        )
+        problem = "is not a folder" if os.path.lexists(coco_dir) else "COCO folder not found"
+        raise CosalbenchError(coco_dir, problem, "point --coco at the folder holding annotations/")
 
     def load(name: str) -> CocoAnnotations:
         path = coco_dir / "annotations" / name

@@ -162,7 +162,8 @@ def format_summary(report: Mapping[str, Any]) -> str:
     if not report["dry_run"]:
         missing = report["n_missing_images"]
         lines.append(
-            f"  masks: {report['masks_written']:,} written, {report['masks_kept']:,} kept from an earlier run; "
+            f"  masks for {report['n_pairs'] - report['n_skipped_pairs']:,} of {report['n_pairs']:,} pairs: "
+            f"{report['masks_written']:,} written, {report['masks_kept']:,} kept from an earlier run; "
             f"images: {report['links_made']:,} placed ({report['parameters']['link']}); missing images: {missing:,}"
             + (f" (skipped {report['n_skipped_pairs']:,} pairs; listed in the report)" if missing else "")
         )
