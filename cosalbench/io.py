@@ -48,6 +48,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write() or close() (a full disk) names no file
+            exc.filename = str(path)
+        raise
     finally:
         if os.path.lexists(tmp):
             tmp.unlink()

@@ -44,6 +44,7 @@ class TreeListing:
     system: list[Path] = field(default_factory=list)
     other: list[Path] = field(default_factory=list)  # not an image, or a folder nested inside a group
     ungrouped: list[Path] = field(default_factory=list)  # files directly under the tree root
+    empty_groups: list[Path] = field(default_factory=list)  # group folders without any image entry
 
 
 @dataclass
@@ -172,6 +173,8 @@ def _list_group(group_dir: Path, listing: TreeListing) -> None:
             listing.other.append(entry)
         else:
             by_stem.setdefault(entry.stem, []).append(entry)
+    if not by_stem:
+        listing.empty_groups.append(group_dir)
     for stem, paths in by_stem.items():
         kept, *ignored = sorted(paths, key=_preference)
         listing.files[(group_dir.name, stem)] = kept

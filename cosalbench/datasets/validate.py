@@ -148,6 +148,7 @@ def build_report(
             for kept, ignored in [*listing.images.conflicts, *listing.masks.conflicts]
         ],
         "ungrouped_files": paths([*listing.images.ungrouped, *listing.masks.ungrouped]),
+        "empty_groups": paths([*listing.images.empty_groups, *listing.masks.empty_groups]),
         "non_binary_masks": [
             {"item": _item(r), "pixels_changed": int(_flag(r, "binarized") or 0)}
             for r in flagged["binarized"]
@@ -174,6 +175,7 @@ WARNING_LISTS = {
     "faint_masks": "mask(s) whose foreground is all <= 128 (0/1 label maps?), stored empty",
     "conflicting_files": "file(s) sharing a stem with another file of the same group, ignored",
     "ungrouped_files": "file(s) outside any group folder, skipped",
+    "empty_groups": "group folder(s) without any image or mask, ignored",
 }
 
 
@@ -361,7 +363,10 @@ def dataset_status(data_root: Path, name: str) -> dict[str, Any]:
         status = "listed only (dry run)" if report.get("dry_run") else "built"
         return {"status": status, "groups": report.get("n_groups"), "images": report.get("n_pairs")}
     if layout.manifest_path(data_root, name).is_file():
-        rows = read_manifest_rows(data_root, name)
+        try:
+            rows = read_manifest_rows(data_root, name)
+        except CosalbenchError as exc:
+            return {"status": f"unreadable manifest ({exc.problem})", "groups": None, "images": None}
         return {
             "status": "present (no report)",
             "groups": len({r["group"] for r in rows}),
