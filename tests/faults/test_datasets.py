@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -64,19 +62,12 @@ def root(src: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def read_only_dir(tmp_path: Path) -> Iterator[Path]:
-    """An empty read-only file system (a tmpfs mounted ``ro``); skipped where it cannot be mounted."""
-    mount_point = tmp_path / "read-only"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("a read-only folder is simulated with a tmpfs mount, which needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mount_point)])
+def read_only_dir(full_disk: Path) -> Path:
+    """An empty read-only file system: the ``full_disk`` tmpfs remounted ``ro``."""
+    done = subprocess.run(["mount", "-o", "remount,ro", str(full_disk)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+        pytest.skip("cannot remount the tmpfs read-only here")
+    return full_disk
 
 
 # --- standardize: unreadable sources are reported, never dropped or crashed on -------------------

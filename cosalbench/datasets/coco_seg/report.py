@@ -8,23 +8,11 @@ from dataclasses import asdict
 from typing import Any
 
 from cosalbench import __version__
+from cosalbench.datasets.coco_seg import verify
 from cosalbench.datasets.coco_seg.annotations import CocoAnnotations
 from cosalbench.datasets.coco_seg.plan import SplitPlan, image_stem
 from cosalbench.datasets.coco_seg.rule import GroupSelection, RuleOptions
-from cosalbench.datasets.coco_seg.verify import (
-    PUBLISHED_GROUPS,
-    PUBLISHED_IMAGES_SHA256,
-    PUBLISHED_N_IMAGES,
-    PUBLISHED_N_PAIRS,
-    PUBLISHED_PAIRS_SHA256,
-    compare_with_published,
-    images_sha256,
-    pairs_sha256,
-    verification_message,
-)
-from cosalbench.layout import (
-    CATEGORY_SEPARATOR,
-)
+from cosalbench.layout import CATEGORY_SEPARATOR
 
 MANIFEST_COLUMNS = (
     "group",
@@ -70,7 +58,7 @@ def group_table(
     selection: GroupSelection, rows: Sequence[Sequence[Any]], with_published: bool
 ) -> dict[str, dict[str, Any]]:
     """Per-group summary: images by the rule, rows written, published size, mean mask fraction."""
-    published = {cid: n for cid, _, n in PUBLISHED_GROUPS}
+    published = {cid: n for cid, _, n in verify.PUBLISHED_GROUPS}
     written: Counter[int] = Counter()
     fractions: dict[int, list[float]] = defaultdict(list)
     for row in rows:
@@ -98,11 +86,11 @@ def split_report(
     """The report document of one split (verification against the published list on train)."""
     selection = plan.selection
     is_train = plan.split == "train"
-    digest = pairs_sha256(selection.pairs)
-    differences = compare_with_published(selection, plan.coco.categories) if is_train else []
-    matches = digest == PUBLISHED_PAIRS_SHA256 if is_train else None
+    digest = verify.pairs_sha256(selection.pairs)
+    differences = verify.compare_with_published(selection, plan.coco.categories) if is_train else []
+    matches = digest == verify.PUBLISHED_PAIRS_SHA256 if is_train else None
     if is_train:
-        verification = verification_message(
+        verification = verify.verification_message(
             bool(matches), selection, differences, len(plan.coco.images), options.is_reference()
         )
     else:
@@ -123,16 +111,8 @@ def split_report(
         "n_pairs": selection.n_pairs,
         "n_images": len(selection.image_groups),
         "pairs_sha256": digest,
-        "images_sha256": images_sha256(selection.image_groups),
-        "published": {
-            "n_groups": len(PUBLISHED_GROUPS),
-            "n_pairs": PUBLISHED_N_PAIRS,
-            "n_images": PUBLISHED_N_IMAGES,
-            "pairs_sha256": PUBLISHED_PAIRS_SHA256,
-            "images_sha256": PUBLISHED_IMAGES_SHA256,
-        }
-        if is_train
-        else None,
+        "images_sha256": verify.images_sha256(selection.image_groups),
+        "published": verify.published_summary() if is_train else None,
         "matches_published": matches,
         "verification": verification,
         "group_differences": differences,

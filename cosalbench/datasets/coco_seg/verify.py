@@ -158,3 +158,14 @@ def verification_message(
     if not reference:
         text += ". The rule options differ from the reference rule"
     return text
+
+
+def published_summary() -> dict[str, Any]:
+    """The published list's sizes and digests, as the report records them."""
+    return {
+        "n_groups": len(PUBLISHED_GROUPS),
+        "n_pairs": PUBLISHED_N_PAIRS,
+        "n_images": PUBLISHED_N_IMAGES,
+        "pairs_sha256": PUBLISHED_PAIRS_SHA256,
+        "images_sha256": PUBLISHED_IMAGES_SHA256,
+    }
