@@ -29,9 +29,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 
 @click.command()
 @click.argument("name")
-@click.option(
-    "--src", required=True, type=click.Path(exists=True, file_okay=False), help="The extracted download."
-)
+@click.option("--src", required=True, type=click.Path(), help="The extracted download (a folder).")
 @data_root_option
 @click.option("--images", default=None, help="Image folder relative to --src (skips layout probing).")
 @click.option("--masks", default=None, help="Mask folder relative to --src (with --images).")

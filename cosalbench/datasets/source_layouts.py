@@ -105,7 +105,8 @@ def probe(src: Path, name: str, info: DatasetInfo | None) -> SourceTrees:
     """
     src = Path(src)
     if not src.is_dir():
-        raise CosalbenchError(src, "source folder does not exist", "pass the extracted download with --src")
+        problem = "is not a folder" if os.path.lexists(src) else "source folder does not exist"
+        raise CosalbenchError(src, problem, "pass the extracted download with --src")
     root = src.resolve()
     spellings = info.spellings() if info is not None else (name,)
     wanted = {s.casefold() for s in spellings}
@@ -135,6 +136,8 @@ def probe(src: Path, name: str, info: DatasetInfo | None) -> SourceTrees:
 
 def custom(src: Path, images: str, masks: str) -> SourceTrees:
     """Trees given explicitly with ``--images``/``--masks`` (relative to ``src`` or absolute)."""
+    if not Path(src).is_dir():
+        raise CosalbenchError(src, "source folder does not exist or is not a folder", "pass it with --src")
     root = Path(src).resolve()
     trees = []
     for option, sub in (("--images", images), ("--masks", masks)):

@@ -128,3 +128,9 @@ def test_full_disk_is_one_line_and_a_rerun_resumes(root: Path, tmp_path: Path, f
     before = snapshot(out)
     again = predict(root, out)
     assert "6 of 6 maps (0 written" in again.stderr and snapshot(out) == before
+
+
+def test_read_only_out_is_one_line(root: Path, full_disk: Path) -> None:
+    if subprocess.run(["mount", "-o", "remount,ro", str(full_disk)], capture_output=True).returncode:
+        pytest.skip("cannot remount the tmpfs read-only here")
+    assert_refused(predict(root, full_disk / "preds"), full_disk, "read-only")

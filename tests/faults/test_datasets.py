@@ -435,3 +435,29 @@ def test_a_second_concurrent_build_is_refused(coco: Path, tmp_path: Path) -> Non
         result = build(coco, root)
     assert_refused(result, lock, "another process is writing COCO-SEG")
     assert not (root / "gts").exists()
+
+
+# --- paths that are not what they should be ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "absent"])
+def test_src_that_is_not_a_folder_is_one_line(tmp_path: Path, kind: str) -> None:
+    src = tmp_path / "download.zip"
+    if kind == "file":
+        src.write_bytes(b"PK")
+    problem = "is not a folder" if kind == "file" else "source folder does not exist"
+    assert_refused(standardize(src, tmp_path / "data"), src, problem)
+    assert not (tmp_path / "data").exists()
+
+
+def test_coco_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "coco.zip").write_bytes(b"PK")
+    assert_refused(build(tmp_path / "coco.zip", tmp_path / "data"), tmp_path / "coco.zip", "is not a folder")
+
+
+def test_export_into_a_read_only_folder_is_one_line(root: Path, read_only_dir: Path) -> None:
+    assert_refused(export(root, read_only_dir / "out"), read_only_dir, "read-only")
+
+
+def test_coco_build_into_a_read_only_folder_is_one_line(coco: Path, read_only_dir: Path) -> None:
+    assert_refused(build(coco, read_only_dir / "data"), read_only_dir, "read-only")
