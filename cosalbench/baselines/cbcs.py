@@ -377,9 +377,12 @@ def group_inputs(group_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     would both be written to ``a.png``: that is refused, as no rule can say which one is meant.
     """
     entries = sorted(
-        entry
-        for entry in Path(group_dir).iterdir()
-        if entry.suffix.lower() in layout.IMAGE_EXTENSIONS and not layout.is_system_file(entry)
+        (
+            entry
+            for entry in Path(group_dir).iterdir()
+            if entry.suffix.lower() in layout.IMAGE_EXTENSIONS and not layout.is_system_file(entry)
+        ),
+        key=lambda entry: (entry.stem, entry.name),  # stem order, as the maps are named
     )
     by_stem: dict[str, Path] = {}
     for entry in entries:
