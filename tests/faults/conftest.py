@@ -7,13 +7,14 @@ partial outputs (compare :func:`snapshot` before and after).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -93,31 +94,43 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def interrupt_after(
-    args: Sequence[str | Path], wait_for: str, sig: int = signal.SIGINT, timeout: float = 120
+    args: Sequence[str | Path],
+    wait_for: str,
+    sig: int = signal.SIGINT,
+    timeout: float = 120,
+    before_signal: Callable[[int], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Start ``cosalbench ARGS``, send ``sig`` once ``wait_for`` appears on stderr, collect the result.
 
     The process runs in its own session so the signal goes to the whole process group, as a
-    terminal's Ctrl-C does.
+    terminal's Ctrl-C does. ``before_signal(pid)`` is called just before the signal is sent (to
+    look at the running process, e.g. list its worker processes).
     """
     process = subprocess.Popen(
         [sys.executable, "-m", "cosalbench.cli", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
-        text=True,
         start_new_session=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + timeout
-    seen = ""
+    seen = b""
     assert process.stderr is not None
     os.set_blocking(process.stderr.fileno(), False)
-    while wait_for not in seen and process.poll() is None and time.monotonic() < deadline:
-        chunk = process.stderr.read()
-        seen += chunk or ""
+    while wait_for.encode() not in seen and process.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(BlockingIOError):
+            seen += os.read(process.stderr.fileno(), 65536)
         time.sleep(0.05)
-    os.killpg(process.pid, sig)
+    if before_signal is not None:
+        before_signal(process.pid)
+    with contextlib.suppress(ProcessLookupError):  # it finished first: the caller's asserts will say so
+        os.killpg(process.pid, sig)
     os.set_blocking(process.stderr.fileno(), True)
     stdout, stderr = process.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, seen + stderr)
+    return subprocess.CompletedProcess(
+        process.args,
+        process.returncode,
+        stdout.decode(errors="replace"),
+        (seen + stderr).decode(errors="replace"),
+    )
