@@ -51,7 +51,8 @@ def exception_summary(exc: BaseException) -> str:
         return f"{context}, {problem} {where}" if context else f"{problem} {where}"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = _OBJECT_REPR.sub("", lines[0]).strip() if lines else ""
-    if len(text) > LONG_MESSAGE and ". " in text:  # a paragraph of advice: its first sentence says what failed
+    # a paragraph of advice: its first sentence says what failed
+    if len(text) > LONG_MESSAGE and ". " in text:
         text = text.split(". ", 1)[0]
     return text or type(exc).__name__
 

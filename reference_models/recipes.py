@@ -59,7 +59,9 @@ def parse_value(raw: str, text: str = "") -> Any:
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise CosalbenchError(None, f"bad value in override {text or raw!r} ({exception_summary(exc)})") from exc
+        raise CosalbenchError(
+            None, f"bad value in override {text or raw!r} ({exception_summary(exc)})"
+        ) from exc
     if isinstance(value, str):
         try:
             return float(value)
