@@ -18,7 +18,7 @@ from typing import NoReturn
 import click
 
 from cosalbench import __version__
-from cosalbench.errors import CosalbenchError, Terminated, from_os_error
+from cosalbench.errors import CosalbenchError, Terminated, from_os_error, one_line
 
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(128 + signal.SIGPIPE)
     except OSError as exc:  # a full disk, a read-only folder, a file where a folder should be...
         _fail(from_os_error(exc))
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a usage error: one line too, with where to find the usage
+        context = getattr(exc, "ctx", None)
+        where = f" (see '{context.command_path} --help')" if context is not None else ""
+        click.echo(f"cosalbench: error: {one_line(exc.format_message())}{where}", err=True)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
         if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):

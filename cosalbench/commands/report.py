@@ -139,6 +139,10 @@ def plot(
             None, f"results hold several datasets ({', '.join(names)})", "choose one with --dataset"
         )
     aggregation = aggregation or default_aggregation(docs[0]["protocol"])
+    if out is None and Path(names[0]).name != names[0]:  # a hostile name must not choose where to write
+        raise CosalbenchError(
+            docs[0]["_path"], f"dataset name {names[0]!r} is not a plain file name", "pass --out"
+        )
     out = out or Path(f"{names[0]}-curves.png")
     path = plot_curves(docs, out, curves=_split(curves), aggregation=aggregation, title=title)
     click.echo(f"wrote {path} ({len(docs)} methods, {names[0]}, {aggregation})")

@@ -165,9 +165,9 @@ def _absent_metric_note(doc: dict, metric: str) -> str:
     if metric in ON_REQUEST and metric not in NEVER_COMPUTED.get(doc["protocol"], ()):
         return (
             f"{metric} was not computed for {doc['method']} "
-            f"(rerun 'cosalbench evaluate' with {ON_REQUEST[metric]}); skipped"
+            f"(rerun 'cosalbench evaluate' with {ON_REQUEST[metric]})"
         )
-    return f"{metric} is not defined under protocol {doc['protocol']}; skipped"
+    return f"{metric} is not defined under protocol {doc['protocol']}"
 
 
 def _check_pair(a: dict, b: dict) -> tuple[list[str], list[str]]:
@@ -265,13 +265,18 @@ def compare_results(
         raise CosalbenchError(None, "--n-boot and --n-perm must be at least 1")
     if not 0.0 < confidence < 1.0:
         raise CosalbenchError(None, f"confidence {confidence} is not between 0 and 1")
-    defined = []
+    defined, skipped = [], []
     for metric in metrics:
         absent = [doc for doc in (a, b) if metric_value(doc, aggregation, metric) is None]
         if absent:
-            notes.append(_absent_metric_note(absent[0], metric))
+            skipped.append((absent[0], _absent_metric_note(absent[0], metric)))
         else:
             defined.append(metric)
+    if not defined:
+        raise CosalbenchError(
+            source(skipped[0][0]), "; ".join(note for _, note in skipped), "nothing to compare"
+        )
+    notes += [f"{note}; skipped" for _, note in skipped]
     arrays_a, arrays_b = group_arrays(a, shared, defined), group_arrays(b, shared, defined)
     size = np.ones(len(shared)) if aggregation == "group_mean" else arrays_a.n_images
 
