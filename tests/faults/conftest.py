@@ -8,6 +8,7 @@ partial outputs (compare :func:`snapshot` before and after).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import signal
@@ -134,3 +135,40 @@ def interrupt_after(
         stdout.decode(errors="replace"),
         (seen + stderr).decode(errors="replace"),
     )
+
+
+def fill(mount_point: Path) -> Path:
+    """Write one file until the file system is full; return ``mount_point``."""
+    descriptor = os.open(mount_point / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(descriptor, b"\0" * 1024):
+            pass
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(descriptor)
+    return mount_point
+
+
+@pytest.fixture
+def filled_disk(full_disk: Path) -> Path:
+    """The ``full_disk`` tmpfs with no byte left."""
+    return fill(full_disk)
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a read-only tmpfs (permissions do not stop root); skipped where it cannot be mounted."""
+    mount_point = tmp_path / "read-only"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("a read-only file system is simulated with a tmpfs mount, which needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
