@@ -12,6 +12,7 @@ import multiprocessing.pool
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,12 +46,9 @@ def _single_threaded_opencv() -> Iterator[None]:
 
 
 @contextmanager
-def stop_signals_blocked() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back for the block; one that arrives meanwhile is delivered after it.
-
-    Threads and processes started inside the block inherit the mask, so the pool's helper threads
-    never take a signal and its workers cannot be hit before their handlers are installed.
-    """
+def _stop_signals_masked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread for the block (threads and processes started inside
+    inherit the mask: the pool's helper threads never take a signal, workers start with them held)."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: nothing to block
         yield
         return
@@ -59,6 +57,30 @@ def stop_signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block; one that arrives meanwhile is raised after it.
+
+    Masking alone is not enough: another thread (tqdm's monitor) may take the signal, and Python
+    then runs the handler in the main thread at its next check, which can be inside a fork hook,
+    where the KeyboardInterrupt would be swallowed. So the Python handlers only record the signal.
+    """
+    received: list[int] = []
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is not None:  # None: a handler installed outside Python, left alone
+                previous[sig] = signal.signal(sig, lambda signum, _frame: received.append(signum))
+    try:
+        with _stop_signals_masked():
+            yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        signal.raise_signal(received[0])
 
 
 def _start_worker(stopping: Any) -> None:
@@ -77,7 +99,7 @@ def _start_worker(stopping: Any) -> None:
 
 def _stop(pool: multiprocessing.pool.Pool, stopping: Any) -> None:
     """Terminate and reap every worker; a second Ctrl-C meanwhile waits until they are gone."""
-    with stop_signals_blocked():
+    with stop_signals_deferred():
         stopping.value = 1
         pool.terminate()
         pool.join()
@@ -96,7 +118,7 @@ def process_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
     stopping = context.Value("b", 0, lock=False)
     pool = None
     try:
-        with stop_signals_blocked(), _single_threaded_opencv():
+        with stop_signals_deferred(), _single_threaded_opencv():
             pool = context.Pool(workers, initializer=_start_worker, initargs=(stopping,))
         yield pool
     finally:

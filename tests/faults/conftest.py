@@ -76,15 +76,15 @@ def snapshot(root: Path) -> dict[str, str]:
     return digests
 
 
-@pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a tiny tmpfs (64 KiB) that fills up at once; skipped where tmpfs cannot be mounted."""
-    mount_point = tmp_path / "full-disk"
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point: Path, options: str, what: str) -> Iterator[Path]:
+    """A tmpfs mounted with ``options`` at ``mount_point`` for the block; the test is skipped where
+    that cannot be done (``what`` names the fault for the skip message)."""
     mount_point.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a tmpfs mount, which needs root")
+        pytest.skip(f"{what} is simulated with a tmpfs mount, which needs root")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount_point)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
@@ -92,6 +92,13 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a tiny tmpfs (64 KiB) that fills up at once; skipped where tmpfs cannot be mounted."""
+    with mounted_tmpfs(tmp_path / "full-disk", "size=64k", "a full disk") as mount_point:
+        yield mount_point
 
 
 def interrupt_after(
@@ -159,16 +166,5 @@ def filled_disk(full_disk: Path) -> Path:
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
     """A folder on a read-only tmpfs (permissions do not stop root); skipped where it cannot be mounted."""
-    mount_point = tmp_path / "read-only"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("a read-only file system is simulated with a tmpfs mount, which needs root")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount_point)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "read-only", "ro,size=64k", "a read-only file system") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)

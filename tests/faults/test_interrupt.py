@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def wait_for_children(pid: int, count: int, timeout: float = 30) -> list[int]:
+    """The children of ``pid`` once there are ``count`` of them (or what there is after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while len(found := children(pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` is a live process (a zombie waiting for its parent counts as left behind)."""
     return Path(f"/proc/{pid}").exists()
@@ -77,7 +86,7 @@ def test_evaluate_stops_cleanly(
         + ["--out", tmp_path / "results", "--workers", str(workers)],
         "img/s]",
         sig,
-        before_signal=lambda pid: started.extend(children(pid)),
+        before_signal=lambda pid: started.extend(wait_for_children(pid, workers if workers > 1 else 0)),
     )
     assert_interrupted(result, status, word)
     assert len(started) == (workers if workers > 1 else 0), started  # the signal came while the pool ran
@@ -95,7 +104,7 @@ def test_predict_cbcs_with_workers_stops_cleanly(
         + ["--workers", "2"],
         "img/s]",
         sig,
-        before_signal=lambda pid: started.extend(children(pid)),
+        before_signal=lambda pid: started.extend(wait_for_children(pid, 2)),
     )
     assert_interrupted(result, status, word)
     assert len(started) == 2 and not [pid for pid in started if alive(pid)]
