@@ -6,13 +6,19 @@ on demand keeps ``cosalbench --help`` fast and keeps torch out of every command 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from typing import NoReturn
 
 import click
 
 from cosalbench import __version__
-from cosalbench.errors import CosalbenchError, from_os_error
+from cosalbench.errors import CosalbenchError, Terminated, from_os_error, one_line
 
 # command name -> "module:attribute" of its click command
 COMMANDS: dict[str, str] = {
@@ -59,23 +65,65 @@ def cli() -> None:
     """cosalbench: co-saliency datasets, exact and fast metrics, reference models and reports."""
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: bad input ends with a one-line error and exit status 2."""
+RESUME_HINT = "(finished outputs are kept; rerun to resume)"
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` in the main thread for the block, so cleanups run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        status = cli.main(args=argv, prog_name="cosalbench", standalone_mode=False)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush into a closed pipe stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _fail(error: CosalbenchError) -> NoReturn:
+    click.echo(f"cosalbench: error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: bad input ends with a one-line error and exit status 2.
+
+    Ctrl-C exits 130 and SIGTERM 143, each with one line; a closed stdout (``| head``) ends quietly.
+    """
+    try:
+        with _sigterm_raises():
+            status = cli.main(args=argv, prog_name="cosalbench", standalone_mode=False)
+            sys.stdout.flush()
     except CosalbenchError as exc:
-        click.echo(f"cosalbench: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc)
+    except BrokenPipeError:  # the reader of stdout went away: stop as a killed-by-SIGPIPE tool does
+        _silence_stdout()
+        sys.exit(128 + signal.SIGPIPE)
     except OSError as exc:  # a full disk, a read-only folder, a file where a folder should be...
-        error = from_os_error(exc)
-        click.echo(f"cosalbench: error: {error}", err=True)
-        sys.exit(error.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+        _fail(from_os_error(exc))
+    except click.ClickException as exc:  # a usage error: one line too, with where to find the usage
+        context = getattr(exc, "ctx", None)
+        where = f" (see '{context.command_path} --help')" if context is not None else ""
+        click.echo(f"cosalbench: error: {one_line(exc.format_message())}{where}", err=True)
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("cosalbench: interrupted (finished outputs are kept; rerun to resume)", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
+        if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
+            click.echo(f"cosalbench: terminated {RESUME_HINT}", err=True)
+            sys.exit(128 + signal.SIGTERM)
+        click.echo(f"cosalbench: interrupted {RESUME_HINT}", err=True)
+        sys.exit(128 + signal.SIGINT)
     if isinstance(status, int) and status != 0:
         sys.exit(status)
 

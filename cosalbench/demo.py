@@ -25,6 +25,7 @@ from cosalbench.baselines import cbcs
 from cosalbench.datasets import synth
 from cosalbench.metrics.evaluate import evaluate_predictions
 from cosalbench.metrics.plots import plot_curves
+from cosalbench.staging import staged_outputs
 
 DEMO_SPEC = synth.SynthSpec(name="Demo", n_groups=5, images_per_group=8, height=120, width=160, seed=0)
 
@@ -95,14 +96,23 @@ def run_demo(
     spec: synth.SynthSpec | None = None,
 ) -> DemoOutput:
     """Generate the demo set (``spec``, default DEMO_SPEC) and predictions under ``out``, evaluate
-    them and plot their PR and F-measure curves to ``out/curves.png``."""
+    them and plot their PR and F-measure curves to ``out/curves.png``.
+
+    Everything is made in a staging folder beside ``out`` and moved in when complete: a failure
+    (a full disk, Ctrl-C) leaves ``out`` as it was.
+    """
     out, spec = Path(out), spec or DEMO_SPEC
-    data_root, pred_root, results_dir = out / "data", out / "predictions", out / "results"
-    synth.write_dataset(data_root, spec)
-    write_simulated_predictions(pred_root, spec)
-    cbcs.predict_dataset(data_root, spec.name, pred_root, method="cbcs", workers=workers, progress=progress)
-    documents = evaluate_predictions(
-        pred_root, [spec.name], data_root=data_root, out=results_dir, workers=workers, progress=progress
-    )
-    plot = plot_curves(documents, out / "curves.png", curves=("pr", "fm"))
-    return DemoOutput(data_root, pred_root, results_dir, Path(plot), documents)
+    with staged_outputs(out) as stage:
+        work = stage.folder
+        work.mkdir(parents=True, exist_ok=True)
+        data_root, pred_root, results_dir = work / "data", work / "predictions", work / "results"
+        synth.write_dataset(data_root, spec)
+        write_simulated_predictions(pred_root, spec)
+        cbcs.predict_dataset(
+            data_root, spec.name, pred_root, method="cbcs", workers=workers, progress=progress
+        )
+        documents = evaluate_predictions(
+            pred_root, [spec.name], data_root=data_root, out=results_dir, workers=workers, progress=progress
+        )
+        plot_curves(documents, work / "curves.png", curves=("pr", "fm"))
+    return DemoOutput(out / "data", out / "predictions", out / "results", out / "curves.png", documents)

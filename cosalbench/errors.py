@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 from pathlib import Path
 
 
@@ -19,7 +20,41 @@ class CosalbenchError(Exception):
 
     def __str__(self) -> str:
         text = self.problem if self.path is None else f"{self.path}: {self.problem}"
-        return text if not self.hint else f"{text} ({self.hint})"
+        return one_line(text if not self.hint else f"{text} ({self.hint})")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so every cleanup runs; the CLI exits 143."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (and the indentation after them) folded into single spaces."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+# "<_io.BytesIO object at 0x7f...>" and the like: a stream's repr says nothing about which file it was
+LONG_MESSAGE = 120  # characters; a library message longer than this is cut to its first sentence
+_OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def exception_summary(exc: BaseException) -> str:
+    """A short one-line account of a library's exception, for the problem of a CosalbenchError.
+
+    PyYAML's errors become ``<context>, <problem> at line L, column C`` (without the quoted source
+    and caret lines); others keep their first line, without object reprs such as a BytesIO's (the
+    error names the real path instead).
+    """
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if isinstance(problem, str) and mark is not None:  # yaml.MarkedYAMLError
+        context = getattr(exc, "context", None)
+        where = f"at line {mark.line + 1}, column {mark.column + 1}"
+        return f"{context}, {problem} {where}" if context else f"{problem} {where}"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = _OBJECT_REPR.sub("", lines[0]).strip() if lines else ""
+    # a paragraph of advice: its first sentence says what failed
+    if len(text) > LONG_MESSAGE and ". " in text:
+        text = text.split(". ", 1)[0]
+    return text or type(exc).__name__
 
 
 # errno -> what to tell the user to do about it

@@ -41,7 +41,11 @@ def is_temp_path(path: Path) -> bool:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path to write; rename it onto ``path`` only if the block succeeds.
+
+    An OS error about the temporary file (or about no file: ``savefig``, ``torch.save``) is raised
+    again naming ``path``, the file the user asked for.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
@@ -49,9 +53,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.filename is None:  # a failed write() or close() (a full disk) names no file
-            exc.filename = str(path)
-        raise
+        if exc.filename not in (None, str(tmp), tmp) or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # OSError(errno) keeps the subclass
     finally:
         if os.path.lexists(tmp):
             tmp.unlink()

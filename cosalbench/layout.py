@@ -15,6 +15,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from cosalbench.errors import CosalbenchError
+
 DATA_ROOT_ENV = "COSALBENCH_DATA"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SYSTEM_FILE_NAMES = frozenset({"Thumbs.db", ".DS_Store", "desktop.ini"})
@@ -97,5 +99,8 @@ def read_manifest(data_root: Path, dataset: str) -> list[dict[str, str]]:
     path = manifest_path(data_root, dataset)
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except UnicodeDecodeError as exc:
+        raise CosalbenchError(path, "not a UTF-8 text file", "save the manifest as UTF-8 CSV") from exc

@@ -1,15 +1,26 @@
-"""Process pools for per-image work: one OpenCV thread per worker, safe to fork from any parent."""
+"""Process pools for per-image work: one OpenCV thread per worker, safe to fork from any parent.
+
+Interruption is the parent's business. Workers ignore Ctrl-C (SIGINT) and a SIGTERM sent to the
+whole process group, so they never print tracebacks of their own; the parent, where the signal
+becomes an exception, stops the pool (terminate + join) on the way out, so no worker outlives it.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.pool
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import cv2
+
+# the signals that stop a run: the parent turns them into exceptions, workers leave them to it
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def available_cpus() -> int:
@@ -35,14 +46,81 @@ def _single_threaded_opencv() -> Iterator[None]:
 
 
 @contextmanager
+def _stop_signals_masked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread for the block (threads and processes started inside
+    inherit the mask: the pool's helper threads never take a signal, workers start with them held)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: nothing to block
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block; one that arrives meanwhile is raised after it.
+
+    Masking alone is not enough: another thread (tqdm's monitor) may take the signal, and Python
+    then runs the handler in the main thread at its next check, which can be inside a fork hook,
+    where the KeyboardInterrupt would be swallowed. So the Python handlers only record the signal.
+    """
+    received: list[int] = []
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is not None:  # None: a handler installed outside Python, left alone
+                previous[sig] = signal.signal(sig, lambda signum, _frame: received.append(signum))
+    try:
+        with _stop_signals_masked():
+            yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        signal.raise_signal(received[0])
+
+
+def _start_worker(stopping: Any) -> None:
+    """Pool initializer: leave Ctrl-C to the parent, exit on SIGTERM only once the parent stops the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        if stopping.value:  # the parent's Pool.terminate(); a SIGTERM to the group is the parent's to handle
+            os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    cv2.setNumThreads(1)
+
+
+def _stop(pool: multiprocessing.pool.Pool, stopping: Any) -> None:
+    """Terminate and reap every worker; a second Ctrl-C meanwhile waits until they are gone."""
+    with stop_signals_deferred():
+        stopping.value = 1
+        pool.terminate()
+        pool.join()
+
+
+@contextmanager
 def process_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
-    """A pool of ``workers`` processes, each with a single OpenCV thread; terminated on exit.
+    """A pool of ``workers`` processes, each with a single OpenCV thread; stopped and reaped on exit.
 
     On Linux the workers are forked: they start at once and need no importable ``__main__`` (scripts
     without a main guard, notebooks, stdin). Elsewhere the platform's default (spawn) is used.
+    Workers ignore SIGINT and SIGTERM: an interruption is raised in the parent, which leaves the
+    block, and the pool is terminated and joined whatever the way out (success, error, signal).
     """
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    with _single_threaded_opencv():
-        pool = context.Pool(workers, initializer=cv2.setNumThreads, initargs=(1,))
-    with pool:
+    stopping = context.Value("b", 0, lock=False)
+    pool = None
+    try:
+        with stop_signals_deferred(), _single_threaded_opencv():
+            pool = context.Pool(workers, initializer=_start_worker, initargs=(stopping,))
         yield pool
+    finally:
+        if pool is not None:
+            _stop(pool, stopping)

@@ -51,6 +51,13 @@ class Staging:
                 moved.append(final)
         return moved
 
+    def final(self, path: str | Path) -> str | Path:
+        """The final path of a staged ``path``; any other path unchanged (for error messages)."""
+        try:
+            return self.root / Path(path).absolute().relative_to(self.folder)
+        except ValueError:
+            return path
+
     def discard(self) -> None:
         """Remove the staging folder and whatever is in it."""
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -66,5 +73,13 @@ def staged_outputs(root: str | Path, option: str = "--out") -> Iterator[Staging]
     try:
         yield staging
         staging.commit()
+    except CosalbenchError as exc:  # name the file the user will look for, not its staged twin
+        if exc.path is None or staging.final(exc.path) == exc.path:
+            raise
+        raise CosalbenchError(staging.final(exc.path), exc.problem, exc.hint) from exc
+    except OSError as exc:
+        if exc.filename is None or staging.final(exc.filename) == exc.filename or exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(staging.final(exc.filename))) from exc
     finally:
         staging.discard()

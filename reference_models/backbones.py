@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cosalbench.errors import CosalbenchError
+from cosalbench.errors import CosalbenchError, exception_summary
 
 # convolutions per block
 ARCHS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
@@ -182,13 +182,20 @@ def resolve_weights(arch: str, explicit: str | Path | None = None) -> Path:
     )
 
 
+def _load_failure(exc: BaseException) -> str:
+    """Why ``torch.load`` failed, in one short line: its first sentence and the unpickler's own reason."""
+    summary = exception_summary(exc)
+    inner = exc.__context__
+    return f"{summary}: {exception_summary(inner)}" if inner is not None and str(inner) else summary
+
+
 def load_torch_mapping(path: Path, what: str) -> dict[str, Any]:
     """Load a ``.pth`` file holding a mapping (``what``: "state dict", "checkpoint") on the CPU, with
     ``weights_only`` unpickling; a missing, corrupt or non-mapping file raises CosalbenchError."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- any unpickling failure is a bad file for the user
-        raise CosalbenchError(path, f"cannot read as a torch {what} ({exc})") from exc
+        raise CosalbenchError(path, f"cannot read as a torch {what} ({_load_failure(exc)})") from exc
     if not isinstance(payload, dict):
         raise CosalbenchError(path, f"not a {what} (expected a mapping, got {type(payload).__name__})")
     return payload

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from cosalbench import io
-from cosalbench.errors import CosalbenchError
+from cosalbench.errors import CosalbenchError, exception_summary
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -37,7 +37,7 @@ def load_recipe(name: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise CosalbenchError(path, f"not valid YAML ({exc})") from exc
+        raise CosalbenchError(path, f"not valid YAML ({exception_summary(exc)})") from exc
     if not isinstance(data, dict):
         raise CosalbenchError(path, "a recipe must be a YAML mapping of keys to values")
     return data
@@ -59,7 +59,9 @@ def parse_value(raw: str, text: str = "") -> Any:
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise CosalbenchError(None, f"bad value in override {text or raw!r} ({exc})") from exc
+        raise CosalbenchError(
+            None, f"bad value in override {text or raw!r} ({exception_summary(exc)})"
+        ) from exc
     if isinstance(value, str):
         try:
             return float(value)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from cosalbench.cli import main
 from cosalbench.errors import CosalbenchError
@@ -260,3 +262,60 @@ def test_nan_metric_propagates_and_json_stays_strict():
     assert sm["ties"] == 4  # the NaN group is not counted
     parsed = json.loads(comparison_json(result))
     assert parsed["metrics"][0]["diff"] is None and parsed["metrics"][1]["diff"] == 0.0
+
+
+def brute_force_p(differences: np.ndarray) -> float:
+    """Two-sided sign-flip p of mean(d) by enumerating every sign pattern (the test's own oracle)."""
+    observed = abs(differences.mean())
+    flips = [
+        abs(np.mean(np.array(signs) * differences))
+        for signs in itertools.product((1, -1), repeat=len(differences))
+    ]
+    return float(np.mean(np.array(flips) >= observed - 1e-12))
+
+
+@pytest.mark.parametrize("n_perm", [1, 200, 10_000])
+def test_few_groups_get_the_exact_permutation_p_value(n_perm):
+    """5 one-image groups: the issue's case (Monte-Carlo 0.0448 with --n-perm 200, below 2/2^5)."""
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.5, 0.8, 5)
+    differences = np.array([0.031, 0.012, -0.004, 0.025, 0.018])
+    a, b = group_level_doc("A", base), group_level_doc("B", base + differences)
+    result = compare_results(a, b, ["sm"], n_boot=100, n_perm=n_perm, seed=0)
+    row = result["metrics"][0]
+    assert result["p_method"] == "exact" and result["n_permutations"] == 32
+    assert row["p_value"] == pytest.approx(brute_force_p(differences), abs=1e-12)
+    scipy_p = stats.permutation_test(
+        (base, base + differences),
+        lambda x, y, axis: np.mean(y - x, axis=axis),
+        permutation_type="samples",
+        n_resamples=np.inf,
+        vectorized=True,
+    ).pvalue
+    assert row["p_value"] == pytest.approx(scipy_p, abs=1e-12)
+    assert row["p_value"] >= 2.0**-4  # never below the minimum the note prints
+    assert "exact: all 32 label swaps of 5 groups" in format_comparison(result)
+
+
+def test_many_groups_use_the_monte_carlo_estimate_never_below_the_exact_minimum():
+    rng = np.random.default_rng(4)
+    base = rng.uniform(0.5, 0.8, 20)
+    a, b = group_level_doc("A", base), group_level_doc("B", base + rng.uniform(0.01, 0.05, 20))
+    result = compare_results(a, b, ["sm"], n_boot=10, n_perm=200, seed=0)
+    p = result["metrics"][0]["p_value"]
+    assert result["p_method"] == "monte-carlo" and result["n_permutations"] == 200
+    # every shift is positive: no random swap but the identity is as extreme, so p is (0 + 1) / (200 + 1)
+    assert p == pytest.approx(1 / 201) and p >= 2.0**-19
+    assert "Monte-Carlo: 200 random label swaps" in format_comparison(result)
+
+
+def test_a_metric_evaluate_did_not_compute_is_named_as_such():
+    images = synthetic_images(8, [3, 3, 3, 3])
+    a, b = image_doc("A", images), image_doc("B", images)
+    a["image_mean"]["wfm"] = b["image_mean"]["wfm"] = None
+    result = compare_results(a, b, ["sm", "wfm"], n_boot=10, n_perm=10)
+    assert [r["metric"] for r in result["metrics"]] == ["sm"]
+    assert "wfm was not computed for A (rerun 'cosalbench evaluate' with --wfm); skipped" in result["notes"]
+    a["protocol"] = b["protocol"] = "eval-co-sod"  # whose reference never computes wF
+    other = compare_results(a, b, ["sm", "wfm"], n_boot=10, n_perm=10)
+    assert "wfm is not defined under protocol eval-co-sod; skipped" in other["notes"]

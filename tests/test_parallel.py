@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+
 import cv2
 import numpy as np
+import pytest
 
-from cosalbench.parallel import process_pool
+from cosalbench.parallel import process_pool, stop_signals_deferred
 
 
 def _blur_and_count_threads(seed: int) -> tuple[int, float]:
@@ -25,3 +31,22 @@ def test_workers_run_opencv_single_threaded_and_parent_is_restored():
         assert cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(previous)
+
+
+def test_a_signal_taken_by_another_thread_during_the_block_is_raised_after_it():
+    """Ctrl-C caught by a helper thread while the pool forks must not be lost in a fork hook."""
+    finished = False
+    with pytest.raises(KeyboardInterrupt), stop_signals_deferred():
+        sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+        sender.start()
+        sender.join()
+        time.sleep(0.05)
+        finished = True
+    assert finished
+
+
+def test_an_interrupted_pool_leaves_no_worker():
+    with pytest.raises(KeyboardInterrupt), process_pool(2) as pool:
+        workers = [process.pid for process in pool._pool]
+        raise KeyboardInterrupt
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]

@@ -139,6 +139,10 @@ def plot(
             None, f"results hold several datasets ({', '.join(names)})", "choose one with --dataset"
         )
     aggregation = aggregation or default_aggregation(docs[0]["protocol"])
+    if out is None and Path(names[0]).name != names[0]:  # a hostile name must not choose where to write
+        raise CosalbenchError(
+            docs[0]["_path"], f"dataset name {names[0]!r} is not a plain file name", "pass --out"
+        )
     out = out or Path(f"{names[0]}-curves.png")
     path = plot_curves(docs, out, curves=_split(curves), aggregation=aggregation, title=title)
     click.echo(f"wrote {path} ({len(docs)} methods, {names[0]}, {aggregation})")
@@ -210,9 +214,16 @@ def compare(
 
     doc_a, doc_b = _one_result(a, dataset), _one_result(b, dataset)
     result = compare_results(doc_a, doc_b, _split(metrics), aggregation, n_boot, n_perm, seed)
-    _emit(comparison_json(result) if as_json else format_comparison(result), out)
-    if figure is not None:
-        from cosalbench.metrics.plots import plot_group_differences
+    text = comparison_json(result) if as_json else format_comparison(result)
+    if figure is None:
+        _emit(text, out)
+        return
+    from cosalbench.metrics.plots import plot_group_differences
 
-        plot_group_differences(doc_a, doc_b, figure, metric=_split(metrics)[0])
-        click.echo(f"wrote {figure}", err=True)
+    plot_group_differences(doc_a, doc_b, figure, metric=_split(metrics)[0])
+    try:  # both outputs or neither: a printout that cannot be written takes the new figure with it
+        _emit(text, out)
+    except BaseException:
+        figure.unlink(missing_ok=True)
+        raise
+    click.echo(f"wrote {figure}", err=True)

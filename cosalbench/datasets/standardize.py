@@ -36,7 +36,7 @@ from cosalbench.datasets import registry, source_layouts, validate
 from cosalbench.datasets.inputs import entry_problem
 from cosalbench.datasets.locking import dataset_lock
 from cosalbench.datasets.source_layouts import SourceListing, SourceTrees
-from cosalbench.errors import CosalbenchError
+from cosalbench.errors import CosalbenchError, exception_summary
 
 MANIFEST_COLUMNS = (
     "group",
@@ -117,7 +117,7 @@ def prepare_image(path: Path) -> PreparedImage:
             buffer = bytes_io.BytesIO()
             image.convert("RGB").save(buffer, "JPEG", quality=JPEG_QUALITY, **extra)
     except PIL_ERRORS as exc:
-        raise CosalbenchError(path, f"unreadable image ({exc})") from exc
+        raise CosalbenchError(path, f"unreadable image ({exception_summary(exc)})") from exc
     return PreparedImage(buffer.getvalue(), False, width, height, source_kind, orientation)
 
 

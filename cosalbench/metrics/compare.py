@@ -31,6 +31,10 @@ CURVE_METRICS = {
 TIE_TOLERANCE = 1e-9  # per-group values closer than this count as a tie
 STAT_TOLERANCE = 1e-12  # a permuted statistic this close to the observed one counts as extreme
 SMALL_GROUP_COUNT = 10  # up to this many groups, the printout warns how coarse the tests are
+EXACT_MAX_GROUPS = 12  # up to this many groups the permutation test enumerates all 2^G (4,096) label swaps
+# metrics evaluate computes only when asked, with the option that asks; protocols that never define them
+ON_REQUEST = {"wfm": "--wfm"}
+NEVER_COMPUTED = {"eval-co-sod": {"wfm"}}
 CHUNK = 2500  # resamples per matrix product (bounds memory at ~CHUNK x curve length floats)
 
 
@@ -130,6 +134,42 @@ def permutation_differences(
     return np.concatenate(out)
 
 
+def label_swaps(n_groups: int, n_perm: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """The swap patterns of the permutation test, (P, G) booleans, and how they were chosen.
+
+    Up to EXACT_MAX_GROUPS groups: every one of the 2^G patterns once (``"exact"``); beyond, ``n_perm``
+    patterns drawn uniformly (``"monte-carlo"``).
+    """
+    if n_groups <= EXACT_MAX_GROUPS:
+        codes = np.arange(2**n_groups)[:, None]
+        return ((codes >> np.arange(n_groups)) & 1).astype(bool), "exact"
+    return rng.random((n_perm, n_groups)) < 0.5, "monte-carlo"
+
+
+def permutation_p_value(permuted: np.ndarray, observed: float, method: str, n_groups: int) -> float:
+    """Two-sided p of ``observed`` among the ``permuted`` statistics.
+
+    ``exact``: the share of all 2^G swaps at least as extreme (the identity is one of them).
+    ``monte-carlo``: (b + 1) / (m + 1) over m random swaps, never below the exact minimum 2/2^G.
+    """
+    if math.isnan(observed):
+        return math.nan
+    extreme = int(np.sum(np.abs(permuted) >= abs(observed) - STAT_TOLERANCE))
+    if method == "exact":
+        return extreme / len(permuted)
+    return max((1 + extreme) / (1 + len(permuted)), 2.0 ** (1 - n_groups))
+
+
+def _absent_metric_note(doc: dict, metric: str) -> str:
+    """Why ``metric`` has no value in ``doc``: not computed (and how to get it), or undefined."""
+    if metric in ON_REQUEST and metric not in NEVER_COMPUTED.get(doc["protocol"], ()):
+        return (
+            f"{metric} was not computed for {doc['method']} "
+            f"(rerun 'cosalbench evaluate' with {ON_REQUEST[metric]})"
+        )
+    return f"{metric} is not defined under protocol {doc['protocol']}"
+
+
 def _check_pair(a: dict, b: dict) -> tuple[list[str], list[str]]:
     """Refuse documents of different datasets, protocols or image sets; return (shared groups, notes)."""
     for key in ("dataset", "protocol"):
@@ -212,9 +252,11 @@ def compare_results(
 
     For each metric: the values of A and B recomputed on the shared groups, the difference B − A,
     its percentile bootstrap interval (groups resampled with replacement, the same resample for
-    both methods), a two-sided paired permutation p-value (A/B labels swapped per group at random,
-    p = (1 + #{|T*| >= |T|}) / (1 + n_perm)) and per-group wins. Metrics the protocol leaves
-    undefined are listed in ``notes`` and skipped. Deterministic for a given ``seed``.
+    both methods), a two-sided paired permutation p-value (A/B labels swapped per group: exactly
+    over all 2^G swaps up to EXACT_MAX_GROUPS groups, else ``n_perm`` random swaps with
+    p = (1 + #{|T*| >= |T|}) / (1 + n_perm); ``p_method`` says which) and per-group wins. Metrics
+    the protocol leaves undefined or evaluate did not compute are listed in ``notes`` and skipped.
+    Deterministic for a given ``seed``.
     """
     metrics = parse_metrics(metrics)
     shared, notes = _check_pair(a, b)
@@ -223,12 +265,18 @@ def compare_results(
         raise CosalbenchError(None, "--n-boot and --n-perm must be at least 1")
     if not 0.0 < confidence < 1.0:
         raise CosalbenchError(None, f"confidence {confidence} is not between 0 and 1")
-    defined = []
+    defined, skipped = [], []
     for metric in metrics:
-        if metric_value(a, aggregation, metric) is None or metric_value(b, aggregation, metric) is None:
-            notes.append(f"{metric} is not defined under protocol {a['protocol']}; skipped")
+        absent = [doc for doc in (a, b) if metric_value(doc, aggregation, metric) is None]
+        if absent:
+            skipped.append((absent[0], _absent_metric_note(absent[0], metric)))
         else:
             defined.append(metric)
+    if not defined:
+        raise CosalbenchError(
+            source(skipped[0][0]), "; ".join(note for _, note in skipped), "nothing to compare"
+        )
+    notes += [f"{note}; skipped" for _, note in skipped]
     arrays_a, arrays_b = group_arrays(a, shared, defined), group_arrays(b, shared, defined)
     size = np.ones(len(shared)) if aggregation == "group_mean" else arrays_a.n_images
 
@@ -236,7 +284,7 @@ def compare_results(
     counts = rng.multinomial(len(shared), np.full(len(shared), 1.0 / len(shared)), size=n_boot).astype(
         np.float64
     )
-    swaps = rng.random((n_perm, len(shared))) < 0.5
+    swaps, p_method = label_swaps(len(shared), n_perm, rng)
 
     rows = []
     for metric in defined:
@@ -250,7 +298,6 @@ def compare_results(
         low, high = (
             np.percentile(boot, [tail, 100.0 - tail]) if not np.isnan(boot).any() else (np.nan, np.nan)
         )
-        extreme = int(np.sum(np.abs(perm) >= abs(observed) - STAT_TOLERANCE))
         b_wins, a_wins, ties = _wins(a, b, shared, metric)
         rows.append(
             {
@@ -261,7 +308,7 @@ def compare_results(
                 "diff": observed,
                 "ci_low": float(low),
                 "ci_high": float(high),
-                "p_value": math.nan if math.isnan(observed) else (1 + extreme) / (1 + n_perm),
+                "p_value": permutation_p_value(perm, observed, p_method, len(shared)),
                 "b_wins": b_wins,
                 "a_wins": a_wins,
                 "ties": ties,
@@ -289,6 +336,8 @@ def compare_results(
         "n_images": int(arrays_a.n_images.sum()),
         "n_boot": n_boot,
         "n_perm": n_perm,
+        "p_method": p_method,
+        "n_permutations": len(swaps),
         "seed": seed,
         "confidence": confidence,
         "metrics": rows,
@@ -311,6 +360,17 @@ def comparison_json(result: dict) -> str:
     return json.dumps(strict(result), indent=2, allow_nan=False) + "\n"
 
 
+def _p_method_text(result: dict) -> str:
+    if result["p_method"] == "exact":
+        return f"exact: all {result['n_permutations']} label swaps of {result['n_groups']} groups"
+    return f"Monte-Carlo: {result['n_permutations']} random label swaps, (b + 1) / (m + 1)"
+
+
+def _p_text(p: float) -> str:
+    """Four decimals, or two significant digits below 0.001 (an exact p can be 2/2^16)."""
+    return f"{p:.4f}" if math.isnan(p) or p >= 0.001 else f"{p:.2g}"
+
+
 def format_comparison(result: dict, digits: int = 4) -> str:
     """A plain-text summary of ``compare_results`` output, one line per metric."""
     a, b = result["method_a"], result["method_b"]
@@ -319,7 +379,7 @@ def format_comparison(result: dict, digits: int = 4) -> str:
         f"{result['dataset']}: B = {b} vs A = {a}  (protocol {result['protocol']}, {result['aggregation']}, "
         f"{result['n_groups']} groups, {result['n_images']} images)",
         f"difference B − A; {pct}% bootstrap CI over groups ({result['n_boot']} resamples), paired permutation "
-        f"p ({result['n_perm']} permutations), seed {result['seed']}",
+        f"p ({_p_method_text(result)}), seed {result['seed']}",
         "",
     ]
     header = ["metric", "A", "B", "B − A", f"{pct}% CI", "p", "B wins", "A wins", "ties"]
@@ -333,7 +393,7 @@ def format_comparison(result: dict, digits: int = 4) -> str:
                 f"{row['b']:.{digits}f}",
                 f"{row['diff']:+.{digits}f}",
                 f"[{row['ci_low']:+.{digits}f}, {row['ci_high']:+.{digits}f}]",
-                f"{row['p_value']:.4f}",
+                _p_text(row["p_value"]),
                 str(row["b_wins"]),
                 str(row["a_wins"]),
                 str(row["ties"]),

@@ -122,8 +122,12 @@ def load_result(path: str | Path) -> dict:
 def _documents_in_folder(folder: Path) -> list[dict]:
     docs = []
     for path in sorted(folder.rglob("*.json")):
+        if path.is_symlink() and not path.exists():
+            raise CosalbenchError(path, "is a broken symbolic link", "restore its target or remove the link")
         if not path.is_file():
-            continue
+            raise CosalbenchError(
+                path, "is not a regular file", "a result folder holds result files: move it"
+            )
         obj = read_json(path)
         if is_result_document(obj):
             docs.append({**validate_result(obj, path), "_path": str(path)})
