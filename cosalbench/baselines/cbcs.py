@@ -344,7 +344,7 @@ def _predict_group(
     """Write the maps of one group; returns (images written, error as (path, problem, hint) or None)."""
     paths = list(layout.list_images(group_dir).values())
     try:
-        images = [io.read_bgr(path) for path in paths]
+        images = [io.read_bgr(path, ignore_orientation=True) for path in paths]  # as Matlab's imread
     except CosalbenchError as exc:  # exceptions with extra fields do not cross process boundaries
         return 0, (exc.path, exc.problem, exc.hint)
     maps = co_saliency(images, params, names=[path.name for path in paths])
