@@ -119,14 +119,26 @@ def read_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarra
     return image
 
 
-def read_gray(path: str | Path) -> np.ndarray:
-    """Decode as 8-bit single channel, like ``cv2.imread(path, IMREAD_GRAYSCALE)``."""
-    return read_image(path, cv2.IMREAD_GRAYSCALE)
+def _orientation_flag(ignore_orientation: bool) -> int:
+    return cv2.IMREAD_IGNORE_ORIENTATION if ignore_orientation else 0
 
 
-def read_bgr(path: str | Path) -> np.ndarray:
-    """Decode as 8-bit 3-channel BGR, like ``cv2.imread(path, IMREAD_COLOR)``."""
-    return read_image(path, cv2.IMREAD_COLOR)
+def read_gray(path: str | Path, ignore_orientation: bool = False) -> np.ndarray:
+    """Decode as 8-bit single channel, like ``cv2.imread(path, IMREAD_GRAYSCALE)``.
+
+    OpenCV turns the pixels by an EXIF orientation tag (JPEG, and PNG ``eXIf``); ``ignore_orientation``
+    returns them as stored instead, as PIL's ``Image.open`` and Matlab's ``imread`` do.
+    """
+    return read_image(path, cv2.IMREAD_GRAYSCALE | _orientation_flag(ignore_orientation))
+
+
+def read_bgr(path: str | Path, ignore_orientation: bool = False) -> np.ndarray:
+    """Decode as 8-bit 3-channel BGR, like ``cv2.imread(path, IMREAD_COLOR)``.
+
+    ``ignore_orientation``: the pixels as stored, never turned by an EXIF orientation tag (the rule for
+    model and baseline inputs, whose official code reads with PIL or Matlab, neither of which applies it).
+    """
+    return read_image(path, cv2.IMREAD_COLOR | _orientation_flag(ignore_orientation))
 
 
 def link_or_copy(src: str | Path, dst: str | Path, mode: str = "hardlink") -> None:

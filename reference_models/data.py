@@ -112,7 +112,7 @@ class GroupDataset:
         return sum(len(items) for items in self.items.values())
 
     def _load_image(self, group: str, index: int) -> np.ndarray:
-        bgr = io.read_bgr(self.items[group][index].image_path)
+        bgr = io.read_bgr(self.items[group][index].image_path, ignore_orientation=True)  # as PIL reads it
         self._sizes[(group, index)] = bgr.shape[:2]
         rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
         return np.asarray(rgb.resize((self.size, self.size), Image.BILINEAR))
@@ -121,7 +121,8 @@ class GroupDataset:
         item = self.items[group][index]
         if item.gt_path is None:
             raise CosalbenchError(item.image_path, "this image has no ground-truth mask")
-        gray = Image.fromarray(io.read_gray(item.gt_path)).resize((self.size, self.size), Image.NEAREST)
+        stored = io.read_gray(item.gt_path, ignore_orientation=True)
+        gray = Image.fromarray(stored).resize((self.size, self.size), Image.NEAREST)
         return np.where(np.asarray(gray) > 127, 255, 0).astype(np.uint8)
 
     def image(self, group: str, index: int) -> np.ndarray:
@@ -195,7 +196,8 @@ def to_tensor_batch(
     images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """uint8 RGB images -> float ``[N, 3, H, W]`` normalised with the ImageNet mean/std; masks -> float 0/1 ``[N, 1, H, W]``."""
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    # contiguous NCHW like torchvision's ToTensor + stack: a channels-last input changes conv rounding
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     batch = (batch - mean) / std

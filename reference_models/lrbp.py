@@ -7,9 +7,9 @@ group) and output k = 1..K, LRBP scores
 
 which equals tr(W_k * X X^T / N) + b_k with the symmetric, indefinite W_k = U_k+ U_k+^T - U_k- U_k-^T
 of rank <= r. The bilinear matrix X X^T is never formed: one matrix product D -> K*r, a square, a mean
-over the items and a signed sum over the rank axis. The mean (instead of the sum of the original
-formulation) makes the score independent of the number of items, and it is a symmetric function of
-the items, so it is invariant to their order and to duplicating all of them.
+over the items and a signed sum over the rank axis. The mean over the items is how RCGS writes it
+(eq. 4-5 divide by their number; Kong & Fowlkes' original sums): the score does not depend on the number
+of items, and it is a symmetric function of them, invariant to their order and to duplicating all of them.
 """
 
 from __future__ import annotations

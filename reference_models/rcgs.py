@@ -3,18 +3,23 @@
 Architecture (shapes for a 224 x 224 input; ``docs/rcgs.md`` lists every choice the paper leaves open):
 
 * VGG19 backbone: pool3 (256 @ 28^2), pool4 (512 @ 14^2), pool5 (512 @ 7^2).
-* Co-category branch, ``group_pooling``:
-  - ``hlrbp`` (the paper's H-LRBP): per image, pool5 -> 1x1 conv to ``reduce_channels`` (no bias) ->
-    LRBP over the 49 locations -> signed sqrt -> L2 -> z_i in R^{embed_dim}; per group, LRBP over the
-    images' z_i -> K co-category logits s.
+* Co-category branch, ``group_pooling``, giving the group semantic vector v in R^D (D = ``group_dim``):
+  - ``hlrbp`` (the paper's H-LRBP, eq. 4-5): per image, pool5 -> 1x1 conv to ``reduce_channels`` (no
+    bias) -> LRBP over the 49 locations -> signed sqrt -> L2 -> z_i in R^{embed_dim}; per group, LRBP over
+    the images' z_i -> v. Both LRBP levels average over their items (the 1/K of eq. 4-5).
   - ``ap`` (the ablation of Fig. 2b): per image, global average pooling -> FC -> ReLU -> z_i; per group,
-    the mean of the z_i -> FC -> s.
-  Both end in a mean over the group's images, so s is invariant to their order and to duplicating them.
-* Co-saliency branch: the group semantic vector sigmoid(s) is broadcast to every location of the three
-  maps (``fusion: multi``; only pool5 with ``fusion: single``), concatenated, reduced by 1x1 conv + ReLU to
-  ``fusion_channels``; top-down P5 = G5, P_l = ReLU(conv3x3(deconv_x2(P_{l+1}) + G_l)); head conv3x3 + ReLU,
-  deconv x8 to one channel, sigmoid.
-* Loss: pixel BCE + ``category_weight`` * multi-label BCE of s against the sub-group's co-categories.
+    the mean of the z_i -> FC -> v.
+  Both end in a mean over the group's images, so v is invariant to their order and to duplicating them.
+* Co-category classifier (eq. 7): logits s = W^T v with W in R^{D x L} over the L co-categories.
+* Co-saliency branch: v itself is broadcast to every location of the maps and concatenated with them,
+  reduced by 1x1 conv + ReLU to ``fusion_channels``:
+  - ``fusion: multi`` (the full model): G3, G4, G5; top-down P5 = G5,
+    P_l = ReLU(conv3x3(deconv_x2(P_{l+1}) + G_l)); head conv3x3 + ReLU, 1x1 score, deconv x8;
+  - ``fusion: single-g5`` (the single-scale model of Table 2): G5 only; head conv3x3 + ReLU, 1x1 score,
+    deconv x32.
+  Every deconvolution starts as bilinear interpolation.
+* Loss (eq. 8-10): pixel BCE + ``category_weight`` * multi-label BCE of s against the sub-group's
+  co-categories.
 
 The module interface used by the shared trainer and predictor: ``DEFAULT_RECIPE``, ``prepare_config``,
 ``build_model``, ``make_batches``, ``training_loss``, ``predict_group``, plus ``group_context`` and
@@ -48,7 +53,7 @@ if TYPE_CHECKING:
 
 DEFAULT_RECIPE = "rcgs.yaml"
 GROUP_POOLINGS = ("hlrbp", "ap")
-FUSIONS = ("multi", "single")
+FUSIONS = ("multi", "single-g5")
 # Indices of pool3, pool4 and pool5 in torchvision's ``vgg19().features``.
 POOL_INDICES = (18, 27, 36)
 POOL_CHANNELS = (256, 512, 512)
@@ -64,20 +69,22 @@ class Features(NamedTuple):
 
 
 class RCGSOutput(NamedTuple):
-    """Raw outputs: per-image saliency logits ``[N, 1, H, W]`` and per-group category logits ``[G, K]``."""
+    """Raw outputs: per-image saliency logits ``[N, 1, H, W]``, per-group co-category logits ``[G, L]``
+    and the group semantic vectors ``[G, D]`` they come from."""
 
     saliency: torch.Tensor
     categories: torch.Tensor
+    vectors: torch.Tensor
 
 
 class HierarchicalLRBP(nn.Module):
-    """H-LRBP: LRBP over the locations of each image, then LRBP over the images of a group."""
+    """H-LRBP: LRBP over the locations of each image (eq. 4), then LRBP over the images of a group (eq. 5)."""
 
-    def __init__(self, num_categories: int, reduce_channels: int, embed_dim: int, rank: int) -> None:
+    def __init__(self, reduce_channels: int, embed_dim: int, group_dim: int, rank: int) -> None:
         super().__init__()
         self.reduce = nn.Conv2d(POOL_CHANNELS[2], reduce_channels, 1, bias=False)
         self.image_lrbp = LowRankBilinearPooling(reduce_channels, embed_dim, rank)
-        self.group_lrbp = LowRankBilinearPooling(embed_dim, num_categories, rank)
+        self.group_lrbp = LowRankBilinearPooling(embed_dim, group_dim, rank)
         nn.init.kaiming_normal_(self.reduce.weight, mode="fan_out", nonlinearity="linear")
 
     def embed(self, pool5: torch.Tensor) -> torch.Tensor:
@@ -85,66 +92,88 @@ class HierarchicalLRBP(nn.Module):
         locations = self.reduce(pool5).flatten(2).transpose(1, 2)  # [N, h*w, m]
         return F.normalize(signed_sqrt(self.image_lrbp(locations)), dim=1)
 
-    def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Co-category logits ``[G, K]`` from the descriptors of G groups ``[G, n, embed_dim]``."""
+    def group_vector(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Group semantic vectors ``[G, group_dim]`` from the descriptors of G groups ``[G, n, embed_dim]``."""
         return self.group_lrbp(embeddings)
 
 
 class AveragePooling(nn.Module):
-    """The ablation of Fig. 2b: FC on globally averaged pool5, averaged over the group, FC to K."""
+    """The ablation of Fig. 2b: FC on globally averaged pool5, averaged over the group, FC to the vector."""
 
-    def __init__(self, num_categories: int, embed_dim: int) -> None:
+    def __init__(self, embed_dim: int, group_dim: int) -> None:
         super().__init__()
         self.image_fc = nn.Linear(POOL_CHANNELS[2], embed_dim)
-        self.group_fc = nn.Linear(embed_dim, num_categories)
+        self.group_fc = nn.Linear(embed_dim, group_dim)
 
     def embed(self, pool5: torch.Tensor) -> torch.Tensor:
         """Per-image descriptors ``[N, embed_dim]``."""
         return F.relu(self.image_fc(pool5.mean(dim=(2, 3))))
 
-    def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Co-category logits ``[G, K]`` from ``[G, n, embed_dim]``."""
+    def group_vector(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Group semantic vectors ``[G, group_dim]`` from ``[G, n, embed_dim]``."""
         return self.group_fc(embeddings.mean(dim=1))
 
 
-class TopDownDecoder(nn.Module):
-    """Broadcast the group vector, reduce each level by 1x1 conv, fuse top-down, upsample x8 to the input."""
+def bilinear_kernel(size: int) -> torch.Tensor:
+    """The ``size`` x ``size`` bilinear-interpolation filter of FCN: a deconvolution with stride f, kernel
+    2f and padding f/2 initialised with it upsamples by f exactly as bilinear interpolation does."""
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 else factor - 0.5
+    ramp = 1 - (torch.arange(size, dtype=torch.float64) - center).abs() / factor
+    return (ramp[:, None] * ramp[None, :]).float()
 
-    def __init__(self, num_categories: int, channels: int, fusion: str) -> None:
+
+def bilinear_deconvolution(channels: int, factor: int, bias: bool = True) -> nn.ConvTranspose2d:
+    """A ``channels`` -> ``channels`` x``factor`` deconvolution starting as per-channel bilinear upsampling."""
+    layer = nn.ConvTranspose2d(channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=bias)
+    with torch.no_grad():
+        layer.weight.zero_()
+        kernel = bilinear_kernel(2 * factor)
+        for channel in range(channels):
+            layer.weight[channel, channel] = kernel
+        if bias:
+            layer.bias.zero_()
+    return layer
+
+
+class Decoder(nn.Module):
+    """Broadcast the group vector, reduce the levels by 1x1 conv + ReLU, fuse top-down (``multi``) or use
+    G5 alone (``single-g5``), score with conv3x3 + ReLU + 1x1, upsample to the input by deconvolution."""
+
+    def __init__(self, vector_dim: int, channels: int, fusion: str) -> None:
         super().__init__()
-        self.fusion = fusion
-        extra = [num_categories if self._has_vector(level) else 0 for level in range(3)]
-        self.lateral3 = nn.Conv2d(POOL_CHANNELS[0] + extra[0], channels, 1)
-        self.lateral4 = nn.Conv2d(POOL_CHANNELS[1] + extra[1], channels, 1)
-        self.lateral5 = nn.Conv2d(POOL_CHANNELS[2] + extra[2], channels, 1)
-        self.up4 = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)
-        self.smooth4 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.up3 = nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)
-        self.smooth3 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.multi = fusion == "multi"
+        if self.multi:
+            self.lateral3 = nn.Conv2d(POOL_CHANNELS[0] + vector_dim, channels, 1)
+            self.lateral4 = nn.Conv2d(POOL_CHANNELS[1] + vector_dim, channels, 1)
+        self.lateral5 = nn.Conv2d(POOL_CHANNELS[2] + vector_dim, channels, 1)
+        if self.multi:
+            self.up4 = bilinear_deconvolution(channels, 2)
+            self.smooth4 = nn.Conv2d(channels, channels, 3, padding=1)
+            self.up3 = bilinear_deconvolution(channels, 2)
+            self.smooth3 = nn.Conv2d(channels, channels, 3, padding=1)
         self.head = nn.Conv2d(channels, channels, 3, padding=1)
-        self.out = nn.ConvTranspose2d(channels, 1, 16, stride=8, padding=4)
+        self.score = nn.Conv2d(channels, 1, 1)
+        self.out = bilinear_deconvolution(1, 8 if self.multi else STRIDE, bias=False)
         for module in self.modules():
-            if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
 
-    def _has_vector(self, level: int) -> bool:
-        """Whether level 0 (pool3), 1 (pool4) or 2 (pool5) receives the group vector."""
-        return self.fusion == "multi" or level == 2
-
-    def _lateral(self, level: int, feature: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
-        conv = (self.lateral3, self.lateral4, self.lateral5)[level]
-        if self._has_vector(level):
-            tiled = vector[:, :, None, None].expand(-1, -1, *feature.shape[2:])
-            feature = torch.cat([feature, tiled], dim=1)
-        return F.relu(conv(feature))
+    @staticmethod
+    def _broadcast(feature: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        tiled = vector[:, :, None, None].expand(-1, -1, *feature.shape[2:])
+        return torch.cat([feature, tiled], dim=1)
 
     def forward(self, features: Features, vector: torch.Tensor) -> torch.Tensor:
-        """Saliency logits ``[N, 1, 8*h3, 8*w3]`` from the maps and each image's group vector ``[N, K]``."""
-        g3, g4, g5 = (self._lateral(level, f, vector) for level, f in enumerate(features))
-        p4 = F.relu(self.smooth4(self.up4(g5) + g4))
-        p3 = F.relu(self.smooth3(self.up3(p4) + g3))
-        return self.out(F.relu(self.head(p3)))
+        """Saliency logits ``[N, 1, H, W]`` from the maps and each image's group vector ``[N, D]``."""
+        p = F.relu(self.lateral5(self._broadcast(features.pool5, vector)))
+        if self.multi:
+            g4 = F.relu(self.lateral4(self._broadcast(features.pool4, vector)))
+            g3 = F.relu(self.lateral3(self._broadcast(features.pool3, vector)))
+            p = F.relu(self.smooth4(self.up4(p) + g4))
+            p = F.relu(self.smooth3(self.up3(p) + g3))
+        return self.out(self.score(F.relu(self.head(p))))
 
 
 class RCGS(nn.Module):
@@ -158,6 +187,7 @@ class RCGS(nn.Module):
         fusion: str = "multi",
         reduce_channels: int = 256,
         embed_dim: int = 512,
+        group_dim: int = 512,
         rank: int = 8,
         fusion_channels: int = 256,
     ) -> None:
@@ -170,10 +200,11 @@ class RCGS(nn.Module):
             raise ValueError("RCGS needs at least one co-category")
         self.features = features
         if group_pooling == "hlrbp":
-            self.pooling: nn.Module = HierarchicalLRBP(num_categories, reduce_channels, embed_dim, rank)
+            self.pooling: nn.Module = HierarchicalLRBP(reduce_channels, embed_dim, group_dim, rank)
         else:
-            self.pooling = AveragePooling(num_categories, embed_dim)
-        self.decoder = TopDownDecoder(num_categories, fusion_channels, fusion)
+            self.pooling = AveragePooling(embed_dim, group_dim)
+        self.classifier = nn.Linear(group_dim, num_categories, bias=False)  # eq. 7: s = W^T v
+        self.decoder = Decoder(group_dim, fusion_channels, fusion)
 
     def encode(self, images: torch.Tensor) -> Features:
         """pool3, pool4 and pool5 of ``images`` ``[N, 3, H, W]`` (H and W multiples of 32)."""
@@ -189,7 +220,7 @@ class RCGS(nn.Module):
         return Features(*maps)
 
     def embed(self, images: torch.Tensor) -> tuple[Features, torch.Tensor]:
-        """The maps and the per-image descriptors ``[N, D]`` feeding the group pooling."""
+        """The maps and the per-image descriptors ``[N, D1]`` feeding the group pooling."""
         features = self.encode(images)
         return features, self.pooling.embed(features.pool5)
 
@@ -198,9 +229,9 @@ class RCGS(nn.Module):
         if group_size < 1 or images.shape[0] % group_size:
             raise ValueError(f"{images.shape[0]} images do not split into groups of {group_size}")
         features, embeddings = self.embed(images)
-        categories = self.pooling.classify(embeddings.view(-1, group_size, embeddings.shape[1]))
-        vector = torch.sigmoid(categories).repeat_interleave(group_size, dim=0)
-        return RCGSOutput(self.decoder(features, vector), categories)
+        vectors = self.pooling.group_vector(embeddings.view(-1, group_size, embeddings.shape[1]))
+        saliency = self.decoder(features, vectors.repeat_interleave(group_size, dim=0))
+        return RCGSOutput(saliency, self.classifier(vectors), vectors)
 
 
 def check_recipe(cfg: dict) -> None:
@@ -243,6 +274,7 @@ def build_model(cfg: dict) -> RCGS:
         fusion=cfg.get("fusion", "multi"),
         reduce_channels=int(cfg.get("reduce_channels", 256)),
         embed_dim=int(cfg.get("embed_dim", 512)),
+        group_dim=int(cfg.get("group_dim", 512)),
         rank=int(cfg.get("lrbp_rank", 8)),
         fusion_channels=int(cfg.get("fusion_channels", 256)),
     )
@@ -293,12 +325,12 @@ def _chunks(images: torch.Tensor, cfg: dict) -> tuple[torch.Tensor, ...]:
 
 @torch.no_grad()
 def group_context(model: RCGS, images: torch.Tensor, cfg: dict) -> torch.Tensor:
-    """The group semantic vector ``[K]`` (sigmoid of the co-category logits) of a whole group.
+    """The group semantic vector ``[D]`` of a whole group (what the decoder receives).
 
     The backbone runs over chunks of ``predict_chunk`` images; the group pooling then sees all of them.
     """
     embeddings = torch.cat([model.embed(part)[1] for part in _chunks(images, cfg)])
-    return torch.sigmoid(model.pooling.classify(embeddings[None]))[0]
+    return model.pooling.group_vector(embeddings[None])[0]
 
 
 @torch.no_grad()

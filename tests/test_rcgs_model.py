@@ -15,6 +15,7 @@ TINY = {
     "pretrained": False,
     "reduce_channels": 16,
     "embed_dim": 24,
+    "group_dim": 12,
     "lrbp_rank": 4,
     "fusion_channels": 16,
 }
@@ -23,7 +24,7 @@ TINY = {
 VGG19_CONVS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256)] + [(256, 256)] * 3
 VGG19_CONVS += [(256, 512)] + [(512, 512)] * 7
 VGG19_CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
-DECODER_KEYS = ["lateral3", "lateral4", "lateral5", "up4", "smooth4", "up3", "smooth3", "head", "out"]
+DECODER_KEYS = ["lateral3", "lateral4", "lateral5", "up4", "smooth4", "up3", "smooth3", "head", "score"]
 
 
 def tiny_model(**overrides: object) -> rcgs.RCGS:
@@ -36,8 +37,7 @@ def test_group_vector_is_invariant_to_order_and_duplication(pooling: str, size: 
     model = tiny_model(group_pooling=pooling)
     images = torch.randn(4, 3, size, size, generator=torch.Generator().manual_seed(1))
     vector = rcgs.group_context(model, images, {})
-    assert vector.shape == (5,)
-    assert ((vector > 0) & (vector < 1)).all()
+    assert vector.shape == (12,)  # the group semantic vector v in R^D, not the L = 5 category scores
     shuffled = rcgs.group_context(model, images[torch.tensor([3, 0, 2, 1])], {})
     torch.testing.assert_close(shuffled, vector, rtol=0, atol=1e-6)
     doubled = rcgs.group_context(model, torch.cat([images, images.flip(0)]), {})
@@ -59,11 +59,16 @@ def test_chunked_prediction_equals_whole_group_prediction() -> None:
     torch.testing.assert_close(rcgs.decode(model, images[3:], context, {}), whole[3:], rtol=0, atol=1e-6)
 
 
-def test_forward_shapes_and_group_layout() -> None:
-    model = tiny_model(fusion="single")
+@pytest.mark.parametrize("fusion", ["multi", "single-g5"])
+def test_forward_shapes_and_group_layout(fusion: str) -> None:
+    model = tiny_model(fusion=fusion)
     output = model(torch.randn(4, 3, 32, 64), group_size=2)
     assert output.saliency.shape == (4, 1, 32, 64)
     assert output.categories.shape == (2, 5)
+    assert output.vectors.shape == (2, 12)
+    # eq. 7: the co-category logits are W^T v, W in R^{D x L}
+    assert model.classifier.weight.shape == (5, 12) and model.classifier.bias is None
+    torch.testing.assert_close(output.categories, output.vectors @ model.classifier.weight.T)
     with pytest.raises(ValueError, match="groups of 4"):
         model(torch.randn(6, 3, 64, 64), group_size=4)
     with pytest.raises(ValueError, match="multiples of 32"):
@@ -88,6 +93,7 @@ def test_training_loss_is_pixel_bce_plus_weighted_category_bce() -> None:
     torch.testing.assert_close(parts["loss"], pixel + 2.5 * label, rtol=1e-5, atol=1e-6)
     parts["loss"].backward()
     assert model.pooling.group_lrbp.weight.grad.abs().sum() > 0
+    assert model.classifier.weight.grad.abs().sum() > 0
     assert model.features[0].weight.grad.abs().sum() > 0
 
 
@@ -96,18 +102,23 @@ def _conv(cin: int, cout: int, k: int, bias: bool = True) -> int:
 
 
 def expected_parameters(k: int, pooling: str = "hlrbp", fusion: str = "multi") -> int:
-    """Parameter count derived by hand from the architecture (default widths m=256, D=512, r=8, C=256)."""
+    """Parameter count derived by hand from the architecture (default widths m=256, D1=D=512, r=8, C=256)."""
     backbone = sum(_conv(cin, cout, 3) for cin, cout in VGG19_CONVS)
     assert backbone == 20_024_384  # torchvision vgg19().features
     if pooling == "hlrbp":
-        head = _conv(512, 256, 1, bias=False) + (256 * 512 * 8 + 512) + (512 * k * 8 + k)
+        head = _conv(512, 256, 1, bias=False) + (256 * 512 * 8 + 512) + (512 * 512 * 8 + 512)
     else:
-        head = (512 * 512 + 512) + (512 * k + k)
-    extra = [k, k, k] if fusion == "multi" else [0, 0, k]
-    laterals = _conv(256 + extra[0], 256, 1) + _conv(512 + extra[1], 256, 1) + _conv(512 + extra[2], 256, 1)
-    top_down = 2 * _conv(256, 256, 4) + 2 * _conv(256, 256, 3)
-    output = _conv(256, 256, 3) + _conv(256, 1, 16)
-    return backbone + head + laterals + top_down + output
+        head = (512 * 512 + 512) + (512 * 512 + 512)
+    classifier = 512 * k  # W in R^{D x L}, no bias
+    if fusion == "multi":
+        laterals = _conv(256 + 512, 256, 1) + 2 * _conv(512 + 512, 256, 1)
+        top_down = 2 * _conv(256, 256, 4) + 2 * _conv(256, 256, 3)
+        upsample = 16 * 16  # deconv x8, 1 -> 1 channel, no bias
+    else:
+        laterals, top_down = _conv(512 + 512, 256, 1), 0
+        upsample = 64 * 64  # deconv x32
+    output = _conv(256, 256, 3) + _conv(256, 1, 1) + upsample
+    return backbone + head + classifier + laterals + top_down + output
 
 
 def _paper_model(**overrides: object) -> rcgs.RCGS:
@@ -118,7 +129,7 @@ def _paper_model(**overrides: object) -> rcgs.RCGS:
 
 @pytest.mark.parametrize(
     ("pooling", "fusion", "count"),
-    [("hlrbp", "multi", 25_845_903), ("ap", "multi", 24_648_847), ("hlrbp", "single", 25_805_967)],
+    [("hlrbp", "multi", 27_932_225), ("ap", "multi", 25_179_713), ("hlrbp", "single-g5", 24_198_977)],
 )
 def test_parameter_count_of_the_paper_configuration(pooling: str, fusion: str, count: int) -> None:
     model = _paper_model(group_pooling=pooling, fusion=fusion)
@@ -133,11 +144,18 @@ def test_state_dict_keys_are_stable() -> None:
     expected += [
         f"pooling.{name}.{kind}" for name in ("image_lrbp", "group_lrbp") for kind in ("weight", "bias")
     ]
+    expected += ["classifier.weight"]
     expected += [f"decoder.{name}.{kind}" for name in DECODER_KEYS for kind in ("weight", "bias")]
+    expected += ["decoder.out.weight"]
     assert list(state) == expected
     assert state["pooling.image_lrbp.weight"].shape == (512, 8, 256)
-    assert state["pooling.group_lrbp.weight"].shape == (78, 8, 512)
-    assert state["decoder.lateral3.weight"].shape == (256, 256 + 78, 1, 1)
+    assert state["pooling.group_lrbp.weight"].shape == (512, 8, 512)
+    assert state["classifier.weight"].shape == (78, 512)
+    assert state["decoder.lateral3.weight"].shape == (256, 256 + 512, 1, 1)
+    single = list(_paper_model(fusion="single-g5").state_dict())
+    assert [key for key in single if key.startswith("decoder.")] == [
+        f"decoder.{name}.{kind}" for name in ("lateral5", "head", "score") for kind in ("weight", "bias")
+    ] + ["decoder.out.weight"]
     ap = list(_paper_model(group_pooling="ap").state_dict())
     assert [key for key in ap if key.startswith("pooling.")] == [
         "pooling.image_fc.weight",

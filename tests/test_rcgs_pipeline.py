@@ -92,7 +92,7 @@ def test_checkpoint_carries_the_training_vocabulary(smoke_run: Path) -> None:
         names = {name for row in csv.DictReader(handle) for name in row["categories"].split(";")}
     payload = torch.load(smoke_run / "final.pth", map_location="cpu", weights_only=True)
     assert payload["recipe"]["categories"] == sorted(names)
-    assert payload["model"]["pooling.group_lrbp.bias"].shape == (len(names),)
+    assert payload["model"]["classifier.weight"].shape == (len(names), payload["recipe"]["group_dim"])
 
 
 def test_predict_writes_canonical_maps_and_chunking_changes_nothing(smoke_run: Path, tmp_path: Path) -> None:

@@ -355,7 +355,7 @@ def _predict_group(
     images, kept = [], []
     for path in paths:
         try:
-            images.append(io.read_bgr(path))
+            images.append(io.read_bgr(path, ignore_orientation=True))  # as Matlab's imread
             kept.append(path)
         except CosalbenchError as exc:  # exceptions with extra fields do not cross process boundaries
             if not skip_unreadable:

@@ -125,6 +125,11 @@ def _predict_command(model: str) -> click.Command:
     @click.option("--overwrite", is_flag=True, help="Rewrite groups whose maps already exist.")
     @click.option("--bf16", is_flag=True, help="bf16 autocast on CUDA (faster; published numbers are fp32).")
     @click.option(
+        "--skip-unreadable",
+        is_flag=True,
+        help="Skip (and count) unreadable input images instead of stopping at the first one.",
+    )
+    @click.option(
         "--evaluate", "run_evaluation", is_flag=True, help="Evaluate the maps afterwards and print the table."
     )
     @click.option(
@@ -152,6 +157,7 @@ def _predict_command(model: str) -> click.Command:
         max_group_size: int | None,
         overwrite: bool,
         bf16: bool,
+        skip_unreadable: bool,
         run_evaluation: bool,
         protocol: str,
         results: Path,
@@ -173,16 +179,20 @@ def _predict_command(model: str) -> click.Command:
             overwrite,
             not quiet,
             bf16,
+            skip_unreadable,
         )
-        for name, counts in summary["datasets"].items():
+        for name in summary["predicted"]:
+            counts = summary["datasets"][name]
+            skipped = f", {counts['unreadable']} unreadable skipped" if counts["unreadable"] else ""
             click.echo(
-                f"{summary['method']} {name}: {counts['written']} maps written, {counts['skipped']} kept"
+                f"{summary['method']} {name}: {counts['maps']} of {counts['images']} maps "
+                f"({counts['written']} written, {counts['kept']} kept{skipped})"
             )
         click.echo(f"backbone: {summary['backbone']}")
         if run_evaluation:
             documents = evaluate_predictions(
                 out / summary["method"],
-                list(summary["datasets"]),
+                summary["predicted"],
                 data_root=data_root,
                 protocol=protocol,
                 out=results,
