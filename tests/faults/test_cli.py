@@ -42,7 +42,10 @@ def test_datasets_names_a_manifest_that_is_not_utf8(tmp_path: Path) -> None:
     manifest = tmp_path / "manifests" / "CoCA.csv"
     manifest.parent.mkdir()
     manifest.write_bytes(b"gro\xffup,stem\n")
-    assert_refused(cli("datasets", "--data-root", tmp_path), manifest, "not a UTF-8 text file")
+    listed = cli("datasets", "--data-root", tmp_path)  # a status listing names the problem in its row
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
+    coca = next(line for line in listed.stdout.splitlines() if line.startswith("CoCA "))
+    assert "unreadable manifest (not UTF-8 text (byte 3 of" in coca
 
 
 @pytest.mark.parametrize("args", [["datasets"], ["datasets", "--json"], ["--help"]])
