@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from cosalbench.commands.picture_options import data_root_option, pred_root_option
 from cosalbench.errors import CosalbenchError
 from cosalbench.metrics.protocols import SCALAR_KEYS
 from cosalbench.metrics.results_io import collect_results, select
@@ -39,12 +40,8 @@ def _split(text: str) -> list[str]:
 @click.option("--layout", type=click.Choice(["rows", "columns"]), default="rows", show_default=True)
 @click.option("--annotate", type=click.Choice(SCALAR_KEYS), help="print this per-image score under each map")
 @click.option("--tile-height", type=click.IntRange(min=16), default=128, show_default=True, help="pixels")
-@click.option(
-    "--pred-root",
-    type=click.Path(path_type=Path),
-    help="prediction folder given to 'cosalbench evaluate' (PRED/<method>/<Dataset>/...)",
-)
-@click.option("--data-root", type=click.Path(path_type=Path), help="data root [$COSALBENCH_DATA or ./data]")
+@pred_root_option
+@data_root_option
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
