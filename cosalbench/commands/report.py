@@ -72,6 +72,12 @@ def _emit(text: str, out: Path | None) -> None:
     show_default=True,
     help="decimals shown (ranks use the shown values)",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="the same metrics under every protocol and aggregation side by side, and which convention "
+    "causes each difference (re-scores the maps of --pred-root)",
+)
 @pred_root_option
 @data_root_option
 @click.option("--thumbnails", type=click.IntRange(min=1), default=6, show_default=True,
@@ -89,6 +95,7 @@ def report(
     top: int,
     all_groups: bool,
     digits: int,
+    explain: bool,
     pred_root: Path | None,
     data_root: Path | None,
     thumbnails: int,
@@ -102,6 +109,9 @@ def report(
     from cosalbench.metrics.report import by_group_table, format_for, render, results_table
 
     docs = collect_results(results)
+    if explain:
+        _explain(select(docs, _split(datasets)), _split(metrics), pred_root, data_root, out)
+        return
     fmt = format_for(None if out is None else str(out), fmt)
     if fmt == "html" and not by_group:
         from cosalbench.metrics.html_report import html_report, picture_sources
@@ -127,6 +137,22 @@ def report(
             docs, _split(metrics), aggregation, _split(datasets), allow_mixed_protocols, digits
         )
     _emit(render(table, fmt), out)
+
+
+def _explain(
+    docs: list[dict], metrics: list[str], pred_root: Path | None, data_root: Path | None, out: Path | None
+) -> None:
+    """``report --explain``: re-score under every protocol when the maps are given, else compare documents."""
+    from cosalbench.metrics import explain
+    from cosalbench.metrics.report import parse_metrics
+
+    metrics = parse_metrics(metrics)
+    if pred_root is None:
+        _emit(explain.render_documents(docs, metrics), out)
+        return
+    explanations = explain.explain(docs, pred_root, data_root, metrics)
+    notes = "".join(f"note: {line}\n" for line in explain.mismatches(explanations, docs))
+    _emit(explain.render(explanations) + notes, out)
 
 
 @click.command()
