@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "report": "cosalbench.commands.report:report",
     "plot": "cosalbench.commands.report:plot",
     "compare": "cosalbench.commands.report:compare",
+    "gallery": "cosalbench.commands.gallery:gallery",
 }
 
 

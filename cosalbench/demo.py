@@ -23,8 +23,13 @@ import numpy as np
 from cosalbench import io, layout
 from cosalbench.baselines import cbcs
 from cosalbench.datasets import synth
+from cosalbench.figures.gallery import write_gallery
+from cosalbench.figures.selection import choose
+from cosalbench.figures.sources import PictureSources, read_image_scores
 from cosalbench.metrics.evaluate import evaluate_predictions
+from cosalbench.metrics.html_report import html_report, picture_sources
 from cosalbench.metrics.plots import plot_curves
+from cosalbench.metrics.results_io import collect_results
 from cosalbench.staging import staged_outputs
 
 DEMO_SPEC = synth.SynthSpec(name="Demo", n_groups=5, images_per_group=8, height=120, width=160, seed=0)
@@ -87,6 +92,8 @@ class DemoOutput:
     results_dir: Path
     plot: Path
     documents: list[dict]
+    gallery: Path
+    report: Path
 
 
 def run_demo(
@@ -96,7 +103,8 @@ def run_demo(
     spec: synth.SynthSpec | None = None,
 ) -> DemoOutput:
     """Generate the demo set (``spec``, default DEMO_SPEC) and predictions under ``out``, evaluate
-    them and plot their PR and F-measure curves to ``out/curves.png``.
+    them, plot their PR and F-measure curves to ``out/curves.png``, draw the groups where the methods
+    disagree most to ``out/gallery.png`` and write the browsable ``out/report.html``.
 
     Everything is made in a staging folder beside ``out`` and moved in when complete: a failure
     (a full disk, Ctrl-C) leaves ``out`` as it was.
@@ -115,4 +123,28 @@ def run_demo(
             pred_root, [spec.name], data_root=data_root, out=results_dir, workers=workers, progress=progress
         )
         plot_curves(documents, work / "curves.png", curves=("pr", "fm"))
-    return DemoOutput(out / "data", out / "predictions", out / "results", out / "curves.png", documents)
+        saved = collect_results([results_dir])  # as the commands see them: with their file paths
+        write_pictures(saved, pred_root, data_root, work)
+    return DemoOutput(
+        out / "data",
+        out / "predictions",
+        out / "results",
+        out / "curves.png",
+        documents,
+        out / "gallery.png",
+        out / "report.html",
+    )
+
+
+def write_pictures(docs: list[dict], pred_root: Path, data_root: Path, out: Path) -> tuple[Path, Path]:
+    """The demo's qualitative figure (3 groups x 3 images where the methods disagree most, S under
+    each map) and its HTML report; returns both paths."""
+    methods = [doc["method"] for doc in docs]
+    scores = {doc["method"]: read_image_scores(doc) for doc in docs}
+    selection = choose(scores, "sm", "disagree", n_groups=3, per_group=3)
+    sources = PictureSources(docs[0]["dataset"], methods, pred_root, data_root)
+    gallery = out / "gallery.png"
+    write_gallery(sources, selection, methods, gallery, scores, annotate="sm", tile_height=96)
+    report = out / "report.html"
+    io.write_text(report, html_report(docs, sources=picture_sources(docs, pred_root, data_root)))
+    return gallery, report

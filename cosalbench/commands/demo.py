@@ -14,7 +14,8 @@ from cosalbench.metrics import results
 @click.option("--out", type=click.Path(path_type=Path), default=Path("cosalbench-demo"), show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
 def demo(out: Path, workers: int) -> None:
-    """Generate a small synthetic co-saliency set and four methods' maps, evaluate them, plot curves."""
+    """Generate a small synthetic co-saliency set and four methods' maps, evaluate them, plot curves,
+    draw a gallery of the groups where they disagree and write an HTML report."""
     output = run_demo(out, workers)
     click.echo(results.render_table(output.documents))
     click.echo(results.render_notes(output.documents), nl=False)
@@ -23,3 +24,5 @@ def demo(out: Path, workers: int) -> None:
     dataset = output.documents[0]["dataset"]
     click.echo(f"results      {output.results_dir} (<method>/{dataset}.json, <method>/{dataset}.images.csv)")
     click.echo(f"curves       {output.plot}")
+    click.echo(f"gallery      {output.gallery} (where the methods disagree most)")
+    click.echo(f"report       {output.report} (open it in a browser)")

@@ -16,7 +16,13 @@ from cosalbench.parallel import available_cpus
 @click.argument("pred", type=click.Path(path_type=Path))
 @click.option("--dataset", "datasets", multiple=True, required=True, help="Dataset name (repeatable).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Data root [$COSALBENCH_DATA or ./data].")
-@click.option("--protocol", type=click.Choice(PROTOCOLS), default="pysodmetrics", show_default=True)
+@click.option(
+    "--protocol",
+    type=click.Choice([*PROTOCOLS, "all"]),
+    default="pysodmetrics",
+    show_default=True,
+    help="'all': every protocol, written as <out>/<protocol>/<method>/<Dataset>.json",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option(
     "--workers",
@@ -39,14 +45,21 @@ def evaluate(
 ) -> None:
     """Evaluate PRED (a method folder PRED/<Dataset>/... or a folder of methods PRED/<method>/<Dataset>/...)."""
     plan = plan_evaluation(pred, datasets, data_root, strict)
-    documents = run_plan(plan, protocol, out, workers or available_cpus(), wfm)
+    protocols = PROTOCOLS if protocol == "all" else (protocol,)
+    outs = {name: out / name if protocol == "all" else out for name in protocols}
+    documents = [
+        doc
+        for name in protocols
+        for doc in run_plan(plan, name, outs[name], workers or available_cpus(), wfm)
+    ]
     if as_json:
         click.echo(results.documents_json(documents), nl=False)
         return
-    click.echo(results.render_table(documents))
+    for name in protocols:  # one table per protocol: their numbers are not comparable
+        click.echo(results.render_table([doc for doc in documents if doc["protocol"] == name]))
     for skipped in plan.skipped:
         click.echo(f"skipped {skipped}: no prediction folder")
     click.echo(results.render_notes(documents), nl=False)
     for doc in documents:
-        json_path, csv_path = results.result_paths(out, doc["method"], doc["dataset"])
+        json_path, csv_path = results.result_paths(outs[doc["protocol"]], doc["method"], doc["dataset"])
         click.echo(f"wrote {json_path} and {csv_path.name}")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from cosalbench.commands.picture_options import data_root_option, pred_root_option
 from cosalbench.errors import CosalbenchError
 from cosalbench.io import write_text
 from cosalbench.metrics.results_io import AGGREGATIONS, collect_results, select
@@ -44,8 +45,9 @@ def _emit(text: str, out: Path | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["md", "latex", "csv", "html"]),
-    help="default: from --out suffix (.tex .csv .html), else md",
+    type=click.Choice(["md", "latex", "csv", "html", "html-table"]),
+    help="default: from --out suffix (.tex .csv .html), else md; html: a self-contained page with "
+    "curves, per-group tables and thumbnails; html-table: the table alone as an HTML fragment",
 )
 @click.option(
     "--out",
@@ -70,6 +72,16 @@ def _emit(text: str, out: Path | None) -> None:
     show_default=True,
     help="decimals shown (ranks use the shown values)",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="the same metrics under every protocol and aggregation side by side, and which convention "
+    "causes each difference (re-scores the maps of --pred-root)",
+)
+@pred_root_option
+@data_root_option
+@click.option("--thumbnails", type=click.IntRange(min=1), default=6, show_default=True,
+              help="html: images shown per group (where the methods differ most)")  # fmt: skip
 def report(
     results: tuple[Path, ...],
     datasets: str | None,
@@ -83,6 +95,10 @@ def report(
     top: int,
     all_groups: bool,
     digits: int,
+    explain: bool,
+    pred_root: Path | None,
+    data_root: Path | None,
+    thumbnails: int,
 ) -> None:
     """One table of methods x (dataset, metric) from result JSONs (files or folders), best values marked.
 
@@ -93,7 +109,21 @@ def report(
     from cosalbench.metrics.report import by_group_table, format_for, render, results_table
 
     docs = collect_results(results)
+    if explain:
+        _explain(select(docs, _split(datasets)), _split(metrics), pred_root, data_root, out)
+        return
     fmt = format_for(None if out is None else str(out), fmt)
+    if fmt == "html" and not by_group:
+        from cosalbench.metrics.html_report import html_report, picture_sources
+
+        docs = select(docs, _split(datasets))
+        sources = picture_sources(docs, pred_root, data_root)
+        page = html_report(
+            docs, _split(metrics), aggregation, allow_mixed_protocols, digits, sources, thumbnails
+        )
+        _emit(page, out)
+        return
+    fmt = "html" if fmt == "html-table" else fmt
     if by_group:
         if not dataset:
             raise CosalbenchError(None, "--by-group needs --dataset NAME")
@@ -107,6 +137,22 @@ def report(
             docs, _split(metrics), aggregation, _split(datasets), allow_mixed_protocols, digits
         )
     _emit(render(table, fmt), out)
+
+
+def _explain(
+    docs: list[dict], metrics: list[str], pred_root: Path | None, data_root: Path | None, out: Path | None
+) -> None:
+    """``report --explain``: re-score under every protocol when the maps are given, else compare documents."""
+    from cosalbench.metrics import explain
+    from cosalbench.metrics.report import parse_metrics
+
+    metrics = parse_metrics(metrics)
+    if pred_root is None:
+        _emit(explain.render_documents(docs, metrics), out)
+        return
+    explanations = explain.explain(docs, pred_root, data_root, metrics)
+    notes = "".join(f"note: {line}\n" for line in explain.mismatches(explanations, docs))
+    _emit(explain.render(explanations) + notes, out)
 
 
 @click.command()

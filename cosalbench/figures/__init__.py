@@ -1,0 +1,1 @@
+"""Pictures made from results: qualitative galleries and their image sources."""
