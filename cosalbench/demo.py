@@ -106,8 +106,8 @@ def run_demo(
     them, plot their PR and F-measure curves to ``out/curves.png``, draw the groups where the methods
     disagree most to ``out/gallery.png`` and write the browsable ``out/report.html``.
 
-    Everything is made in a staging folder beside ``out`` and moved in when complete: a failure
-    (a full disk, Ctrl-C) leaves ``out`` as it was.
+    The set, maps, results and curves are made in a staging folder beside ``out`` and moved in when
+    complete: a failure there (a full disk, Ctrl-C) leaves ``out`` as it was.
     """
     out, spec = Path(out), spec or DEMO_SPEC
     with staged_outputs(out) as stage:
@@ -123,8 +123,9 @@ def run_demo(
             pred_root, [spec.name], data_root=data_root, out=results_dir, workers=workers, progress=progress
         )
         plot_curves(documents, work / "curves.png", curves=("pr", "fm"))
-        saved = collect_results([results_dir])  # as the commands see them: with their file paths
-        write_pictures(saved, pred_root, data_root, work)
+    # the pictures read the results as the commands see them (from their final paths, which the
+    # HTML report names), so they are drawn once the rest is in place; each is written atomically
+    write_pictures(collect_results([out / "results"]), out / "predictions", out / "data", out)
     return DemoOutput(
         out / "data",
         out / "predictions",
