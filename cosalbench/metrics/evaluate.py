@@ -122,10 +122,10 @@ def _dataset_dir(folder: Path, dataset: str) -> Path | None:
     return matches[0] if matches else None
 
 
-def _method_name(folder: Path) -> str:
-    """The method a folder holds, refused unless it is a plain folder name (it names ``<out>/<method>``)."""
+def _method(folder: Path, name: str) -> tuple[str, Path]:
+    """``(name, folder)``, refused unless ``name`` is a plain folder name (it names ``<out>/<method>``)."""
     try:
-        return layout.plain_name(folder.resolve().name, "method")
+        return layout.plain_name(name, "method"), folder
     except CosalbenchError as exc:
         raise CosalbenchError(folder, exc.problem, "rename the folder") from exc
 
@@ -135,9 +135,9 @@ def find_methods(pred_root: Path, datasets: Sequence[str]) -> list[tuple[str, Pa
     if not pred_root.is_dir():
         raise CosalbenchError(pred_root, "prediction folder not found", LAYOUT_HINT)
     if any(_dataset_dir(pred_root, dataset) for dataset in datasets):
-        return [(_method_name(pred_root), pred_root)]
+        return [_method(pred_root, pred_root.resolve().name)]
     methods = [
-        (_method_name(sub), sub)
+        _method(sub, sub.name)
         for sub in _subfolders(pred_root)
         if any(_dataset_dir(sub, d) for d in datasets)
     ]
@@ -152,6 +152,8 @@ def refuse_data_folders(pred_root: Path, data_root: Path, datasets: Sequence[str
     Passed by mistake, a data root would be evaluated as two methods, ``gts`` (a perfect score)
     and ``images`` (photos scored as maps).
     """
+    if not pred_root.is_dir():
+        return  # find_methods says so
     hint = "PRED is the folder of predictions (PRED/<method>/<Dataset>/...), e.g. the --out of predict"
     looks_like_root = (pred_root / "gts").is_dir() and any(
         (pred_root / sub).is_dir() for sub in ("images", "manifests")
