@@ -398,3 +398,10 @@ def test_predict_cbcs_evaluate_refuses_an_incomplete_ground_truth(work: Path) ->
     assert result.returncode == 2, result.stderr
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("cosalbench: error: ")]
     assert str(layout.gts_dir(work / "data", "Toy")) in line and "1 missing" in line
+
+
+def test_validate_refuses_a_non_utf8_manifest_in_one_line(work: Path) -> None:
+    manifest = layout.manifest_path(work / "data", "Toy")
+    manifest.write_bytes(manifest.read_bytes() + b"caf\xe9,0001\n")
+    line = assert_refused(cli("validate", "Toy", "--data-root", work / "data"), manifest)
+    assert "not UTF-8" in line
