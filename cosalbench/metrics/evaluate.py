@@ -130,17 +130,18 @@ def _method(folder: Path, name: str) -> tuple[str, Path]:
         raise CosalbenchError(folder, exc.problem, "rename the folder") from exc
 
 
+def _holds_dataset(folder: Path, datasets: Sequence[str]) -> bool:
+    """Whether ``folder`` has an entry for one of ``datasets`` (a folder, or a broken link to refuse later)."""
+    return any(_dataset_dir(folder, d) is not None or os.path.lexists(folder / d) for d in datasets)
+
+
 def find_methods(pred_root: Path, datasets: Sequence[str]) -> list[tuple[str, Path]]:
     """``[(method, folder)]``: ``pred_root`` itself when it is a method folder, else its method sub-folders."""
     if not pred_root.is_dir():
         raise CosalbenchError(pred_root, "prediction folder not found", LAYOUT_HINT)
-    if any(_dataset_dir(pred_root, dataset) for dataset in datasets):
+    if _holds_dataset(pred_root, datasets):
         return [_method(pred_root, pred_root.resolve().name)]
-    methods = [
-        _method(sub, sub.name)
-        for sub in _subfolders(pred_root)
-        if any(_dataset_dir(sub, d) for d in datasets)
-    ]
+    methods = [_method(sub, sub.name) for sub in _subfolders(pred_root) if _holds_dataset(sub, datasets)]
     if not methods:
         raise CosalbenchError(pred_root, f"holds no prediction folder for {', '.join(datasets)}", LAYOUT_HINT)
     return methods
@@ -269,6 +270,9 @@ def plan_evaluation(
     for method, folder in find_methods(Path(pred_root), names):
         for name in names:
             pred_dir = _dataset_dir(folder, name)
+            if pred_dir is None and os.path.lexists(folder / name):
+                why = layout.entry_problem(folder / name) or "is a file, not a prediction folder"
+                raise CosalbenchError(folder / name, why, "restore the prediction folder or remove the entry")
             if pred_dir is None:
                 if strict:
                     raise CosalbenchError(

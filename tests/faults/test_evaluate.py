@@ -244,6 +244,13 @@ def test_prediction_group_folder_as_broken_link_is_refused(work: Path) -> None:
     assert "broken symbolic link" in _refused_without_outputs(work, _evaluate(work), group_dir)
 
 
+def test_method_dataset_folder_as_broken_link_is_refused(work: Path) -> None:
+    dataset_dir = layout.prediction_dir(work / "preds", "b", "Toy")
+    shutil.rmtree(dataset_dir)
+    dataset_dir.symlink_to(work / "moved away")
+    assert "broken symbolic link" in _refused_without_outputs(work, _evaluate(work), dataset_dir)
+
+
 def test_prediction_empty_file_is_refused(work: Path) -> None:
     _pred(work).write_bytes(b"")
     assert "empty file" in _refused_without_outputs(work, _evaluate(work), _pred(work))
