@@ -104,6 +104,18 @@ def write_jpeg(path: str | Path, array: np.ndarray, quality: int = 95) -> None:
     write_bytes(path, encode_image(array, ".jpg", quality))
 
 
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's log (``[ WARN:0] ... PNG input buffer is incomplete``) inside the block."""
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(level)
+
+
 def read_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
     """Decode an image file with OpenCV; a missing, empty or corrupt file raises CosalbenchError."""
     path = Path(path)
@@ -113,7 +125,8 @@ def read_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarra
         raise CosalbenchError(path, f"cannot read file ({exc.strerror})") from exc
     if data.size == 0:
         raise CosalbenchError(path, "file is empty")
-    image = cv2.imdecode(data, flags)
+    with quiet_opencv():  # a corrupt file is reported in one line below, not by OpenCV's warnings
+        image = cv2.imdecode(data, flags)
     if image is None:
         raise CosalbenchError(path, "not a readable image (corrupt or unsupported format)")
     return image

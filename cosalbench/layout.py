@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import os
+import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cosalbench.errors import CosalbenchError
@@ -76,22 +78,94 @@ def list_groups(folder: Path) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and p.name not in SYSTEM_DIR_NAMES)
 
 
+def _candidates(group_dir: Path, extensions: Iterable[str]) -> dict[str, list[Path]]:
+    """Stem -> every non-system entry of ``group_dir`` named ``<stem>.<ext>`` (files or not), sorted."""
+    wanted = {e.lower() for e in extensions}
+    found: dict[str, list[Path]] = {}
+    for path in sorted(Path(group_dir).iterdir()):
+        if path.suffix.lower() in wanted and not is_system_file(path):
+            found.setdefault(path.stem, []).append(path)
+    return dict(sorted(found.items()))
+
+
 def list_images(group_dir: Path, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> dict[str, Path]:
     """Map stem -> path for the image files of one group folder, sorted by stem.
 
     Extensions match case-insensitively. When two files share a stem (``a.jpg`` and ``a.png``)
-    the first in ``extensions`` order wins.
+    the first in ``extensions`` order wins; :func:`scan_images` reports such stems instead.
     """
-    wanted = [e.lower() for e in extensions]
+    order = [e.lower() for e in extensions]
     found: dict[str, Path] = {}
-    for path in sorted(Path(group_dir).iterdir()):
-        suffix = path.suffix.lower()
-        if suffix not in wanted or is_system_file(path) or not path.is_file():
-            continue
-        current = found.get(path.stem)
-        if current is None or wanted.index(suffix) < wanted.index(current.suffix.lower()):
-            found[path.stem] = path
-    return dict(sorted(found.items()))
+    for stem, paths in _candidates(group_dir, extensions).items():
+        files = [path for path in paths if path.is_file()]
+        if files:
+            found[stem] = min(files, key=lambda path: order.index(path.suffix.lower()))
+    return found
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why an entry named like an image cannot be one (None for a non-empty regular file)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return "broken symbolic link" if path.is_symlink() else "vanished while being listed"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not an image file"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    return "is an empty file" if info.st_size == 0 else None
+
+
+@dataclass(frozen=True)
+class GroupListing:
+    """What one group folder holds, by stem: exactly one usable file, several candidates, or a bad entry."""
+
+    files: dict[str, Path]
+    duplicates: dict[str, list[Path]]  # two or more entries for one stem (``0003.jpg`` and ``0003.png``)
+    unreadable: dict[str, tuple[Path, str]]  # the one entry for a stem, and why it cannot be read
+
+
+def scan_images(group_dir: Path, extensions: Iterable[str] = IMAGE_EXTENSIONS) -> GroupListing:
+    """Sort every entry named like an image in ``group_dir`` into usable, ambiguous and unreadable.
+
+    Unlike :func:`list_images` nothing is chosen or skipped silently: broken symbolic links, folders
+    named ``x.png`` and empty files are *unreadable*, and a stem with two entries (any extensions)
+    is a *duplicate*, whatever they are.
+    """
+    files: dict[str, Path] = {}
+    duplicates: dict[str, list[Path]] = {}
+    unreadable: dict[str, tuple[Path, str]] = {}
+    for stem, paths in _candidates(group_dir, extensions).items():
+        if len(paths) > 1:
+            duplicates[stem] = paths
+        elif (problem := entry_problem(paths[0])) is not None:
+            unreadable[stem] = (paths[0], problem)
+        else:
+            files[stem] = paths[0]
+    return GroupListing(files, duplicates, unreadable)
+
+
+def plain_name(name: str, what: str = "name") -> str:
+    """``name`` without trailing slashes, refused unless it is a plain, visible folder name.
+
+    Method and dataset names become file and folder names under ``--out``: ``Demo/`` would write
+    hidden files ``.json``, ``../x`` would write outside the output folder.
+    """
+    cleaned = name.rstrip("/" + os.sep)
+    if (
+        not cleaned
+        or cleaned.startswith(".")
+        or any(c in cleaned for c in "/\\")
+        or any(ord(c) < 32 for c in cleaned)
+    ):
+        raise CosalbenchError(
+            None,
+            f"{what} {name!r} is not a plain folder name",
+            "no '/', '\\', leading '.' or control characters",
+        )
+    return cleaned
 
 
 def read_manifest(data_root: Path, dataset: str) -> list[dict[str, str]]:
@@ -103,4 +177,10 @@ def read_manifest(data_root: Path, dataset: str) -> list[dict[str, str]]:
         with open(path, newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
     except UnicodeDecodeError as exc:
-        raise CosalbenchError(path, "not a UTF-8 text file", "save the manifest as UTF-8 CSV") from exc
+        raise CosalbenchError(
+            path,
+            f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            "re-save it as UTF-8",
+        ) from exc
+    except csv.Error as exc:
+        raise CosalbenchError(path, f"is not a readable CSV ({exc})", "re-run standardize") from exc

@@ -37,6 +37,8 @@ CONTRACT_KEYS = [
     "curves",
     "groups",
     "images_csv",
+    "gt_complete",
+    "gt_check",
 ]
 
 

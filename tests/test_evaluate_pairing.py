@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cosalbench import io
+from cosalbench import io, layout
 from cosalbench.errors import CosalbenchError
 from cosalbench.metrics.evaluate import plan_evaluation
+from cosalbench.metrics.ground_truth import load_ground_truth, png_problem
 
 MASK = np.zeros((8, 10), np.uint8)
 MASK[2:6, 3:7] = 255
@@ -74,7 +75,8 @@ def test_folder_of_methods_and_dataset_alias(tmp_path: Path) -> None:
     _touch(preds / "a_method" / "CoSal2015" / "blue disc" / "0000.png")
     _touch(preds / "a_method" / "Toy" / "blue disc" / "0000.png")
     (preds / "notes").mkdir()
-    plan = plan_evaluation(preds, ["cosal2015", "Toy"], data)
+    # one CoSal2015 mask of the registry's 2,015: allowed explicitly
+    plan = plan_evaluation(preds, ["cosal2015", "Toy"], data, allow_incomplete_gt=True)
     assert [(j.method, j.dataset, j.pred_dir.name) for j in plan.jobs] == [
         ("a_method", "CoSal2015", "CoSal2015"),
         ("a_method", "Toy", "Toy"),
@@ -82,7 +84,7 @@ def test_folder_of_methods_and_dataset_alias(tmp_path: Path) -> None:
     ]
     assert plan.skipped == ["b_method/Toy"]
     with pytest.raises(CosalbenchError, match="prediction folder not found"):
-        plan_evaluation(preds, ["CoSal2015", "Toy"], data, strict=True)
+        plan_evaluation(preds, ["CoSal2015", "Toy"], data, strict=True, allow_incomplete_gt=True)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +114,75 @@ def test_unknown_dataset_error_lists_known_names(tmp_path: Path) -> None:
     with pytest.raises(CosalbenchError, match="CoCA.*CoSOD3k") as info:
         plan_evaluation(tmp_path, ["Nope"], tmp_path)
     assert info.value.path == str(tmp_path / "gts" / "Nope")
+
+
+def test_scan_images_sorts_entries_into_usable_duplicate_and_unreadable(tmp_path: Path) -> None:
+    group = tmp_path / "g"
+    _touch(group / "0000.png")
+    _touch(group / "0001.png")
+    _touch(group / "0001.jpg")  # a photo beside its map
+    (group / "0002.png").symlink_to(tmp_path / "gone.png")
+    (group / "0003.png").mkdir()
+    (group / "0004.png").write_bytes(b"")
+    (group / "notes.txt").write_text("not an image")
+    listing = layout.scan_images(group)
+    assert listing.files == {"0000": group / "0000.png"}
+    assert listing.duplicates == {"0001": [group / "0001.jpg", group / "0001.png"]}
+    assert {stem: why for stem, (_, why) in listing.unreadable.items()} == {
+        "0002": "broken symbolic link",
+        "0003": "is a folder, not an image file",
+        "0004": "is an empty file",
+    }
+    # list_images (used by other commands) keeps its rule: first regular file in extension order
+    assert layout.list_images(group) == {
+        "0000": group / "0000.png",
+        "0001": group / "0001.jpg",
+        "0004": group / "0004.png",
+    }
+    assert layout.scan_images(group, (".png",)).files == {
+        "0000": group / "0000.png",
+        "0001": group / "0001.png",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "plain"), [("Demo", "Demo"), ("Demo/", "Demo"), ("CoSal 2015", "CoSal 2015")]
+)
+def test_plain_names_are_kept_without_trailing_slashes(name: str, plain: str) -> None:
+    assert layout.plain_name(name) == plain
+
+
+@pytest.mark.parametrize("name", ["", "/", ".", "..", "../x", "a/b", "a\\b", ".hidden", "tab\there"])
+def test_names_that_are_not_plain_folder_names_are_refused(name: str) -> None:
+    with pytest.raises(CosalbenchError, match="not a plain folder name"):
+        layout.plain_name(name, "dataset")
+
+
+def test_png_check_accepts_readable_files_and_names_truncated_ones(tmp_path: Path) -> None:
+    good = _touch(tmp_path / "good.png")
+    assert png_problem(good) is None
+    trailing = tmp_path / "trailing.png"
+    trailing.write_bytes(good.read_bytes() + b"junk after IEND")  # decodes: accepted
+    assert png_problem(trailing) is None
+    jpeg = tmp_path / "misnamed.png"
+    jpeg.write_bytes(io.encode_image(MASK, ".jpg"))
+    assert png_problem(jpeg) is None
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:-20])
+    assert png_problem(truncated) == "not a readable image (corrupt or unsupported format)"
+
+
+def test_unknown_set_without_manifest_checks_readability_only(tmp_path: Path) -> None:
+    data = _gt_set(tmp_path / "data", "Toy", KEYS)
+    gt = load_ground_truth(data, "Toy")
+    assert (gt.reference, gt.expected, gt.complete, len(gt.items)) == ("none", 4, True, 4)
+    (data / "gts" / "Toy" / "red star" / "0001.png").unlink()
+    (data / "gts" / "Toy" / "red star" / "0001.png").symlink_to(tmp_path / "gone")
+    gt = load_ground_truth(data, "Toy")
+    assert (gt.expected, len(gt.items), gt.unreadable) == (4, 3, ["red star/0001.png (broken symbolic link)"])
+    with pytest.raises(CosalbenchError, match=r"3 of 4 expected masks usable.*red star/0001.png") as info:
+        plan_evaluation(tmp_path / "m", ["Toy"], data)
+    assert info.value.path == str(data / "gts" / "Toy")
+    _touch(tmp_path / "m" / "Toy" / "red star" / "0000.png")
+    (job,) = plan_evaluation(tmp_path / "m", ["Toy"], data, allow_incomplete_gt=True).jobs
+    assert job.gt_fields["gt_complete"] is False and len(job.pairs) == 1 and len(job.missing) == 2

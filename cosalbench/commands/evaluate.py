@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cosalbench.metrics import results
-from cosalbench.metrics.evaluate import plan_evaluation, run_plan
+from cosalbench.metrics.evaluate import check_outputs, plan_evaluation, run_plan
 from cosalbench.metrics.protocols import PROTOCOLS
 from cosalbench.parallel import available_cpus
 
@@ -31,7 +31,19 @@ from cosalbench.parallel import available_cpus
 )
 @click.option("--wfm", is_flag=True, help="Also compute the weighted F-measure (slower).")
 @click.option("--strict", is_flag=True, help="Fail on any missing prediction instead of skipping it.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result documents as JSON.")
+@click.option(
+    "--allow-incomplete-gt",
+    is_flag=True,
+    help="Score a ground truth that differs from its manifest or registry counts (documents say gt_complete: false).",
+)
+@click.option(
+    "--pred-ext",
+    metavar="EXT",
+    help="Only predictions with this extension (e.g. png), when a folder holds two files per image.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result documents as JSON (notes go to stderr)."
+)
 def evaluate(
     pred: Path,
     datasets: tuple[str, ...],
@@ -41,12 +53,16 @@ def evaluate(
     workers: int | None,
     wfm: bool,
     strict: bool,
+    allow_incomplete_gt: bool,
+    pred_ext: str | None,
     as_json: bool,
 ) -> None:
     """Evaluate PRED (a method folder PRED/<Dataset>/... or a folder of methods PRED/<method>/<Dataset>/...)."""
-    plan = plan_evaluation(pred, datasets, data_root, strict)
+    plan = plan_evaluation(pred, datasets, data_root, strict, allow_incomplete_gt, pred_ext)
     protocols = PROTOCOLS if protocol == "all" else (protocol,)
     outs = {name: out / name if protocol == "all" else out for name in protocols}
+    for name in protocols:
+        check_outputs(outs[name], plan)
     documents = [
         doc
         for name in protocols
@@ -54,12 +70,13 @@ def evaluate(
     ]
     if as_json:
         click.echo(results.documents_json(documents), nl=False)
-        return
-    for name in protocols:  # one table per protocol: their numbers are not comparable
-        click.echo(results.render_table([doc for doc in documents if doc["protocol"] == name]))
-    for skipped in plan.skipped:
-        click.echo(f"skipped {skipped}: no prediction folder")
-    click.echo(results.render_notes(documents), nl=False)
+    else:
+        for name in protocols:  # one table per protocol: their numbers are not comparable
+            click.echo(results.render_table([doc for doc in documents if doc["protocol"] == name]))
+    notes = [f"skipped {skipped}: no prediction folder" for skipped in plan.skipped]
+    notes += results.render_notes(documents).splitlines()
     for doc in documents:
         json_path, csv_path = results.result_paths(outs[doc["protocol"]], doc["method"], doc["dataset"])
-        click.echo(f"wrote {json_path} and {csv_path.name}")
+        notes.append(f"wrote {json_path} and {csv_path.name}")
+    for line in notes:
+        click.echo(line, err=as_json)

@@ -10,11 +10,17 @@ datasets (``PRED/<Dataset>/<group>/<stem>.png``; the method is named after ``PRE
 otherwise it is a *folder of methods* and every sub-folder holding a folder for a requested dataset
 is evaluated (``PRED/<method>/<Dataset>/...``). Dataset folders match the canonical name, its case
 variants and its registry aliases.
+
+Nothing is dropped silently: the ground truth must match the dataset's manifest (or registry counts,
+see :mod:`cosalbench.metrics.ground_truth`), every (group, stem) has at most one candidate file, an
+unreadable entry where a file should be is an error, and the result set of a run reaches ``--out``
+all together or not at all.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,11 +34,13 @@ from tqdm import tqdm
 
 from cosalbench import layout
 from cosalbench.datasets import registry
-from cosalbench.errors import CosalbenchError
+from cosalbench.errors import CosalbenchError, from_os_error
 from cosalbench.metrics import results
 from cosalbench.metrics.aggregate import aggregate_groups
+from cosalbench.metrics.ground_truth import GroundTruth, checked_ground_truth
 from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
 from cosalbench.parallel import process_pool
+from cosalbench.staging import check_output_folder, staged_outputs
 
 # images per task sent to a worker: large enough to amortise IPC, small enough to balance the load
 MAX_CHUNK = 64
@@ -58,6 +66,7 @@ class Job:
     pred_dir: Path
     pairs: list[Pair]
     missing: list[str]
+    gt_fields: dict[str, Any] = field(default_factory=dict)  # gt_complete and gt_check of its document
 
 
 @dataclass
@@ -66,10 +75,15 @@ class Plan:
 
     jobs: list[Job] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    ground_truth: dict[str, GroundTruth] = field(default_factory=dict)
 
 
 def resolve_dataset(name: str, data_root: Path) -> str:
-    """Canonical spelling of ``name`` from the registry, or ``name`` itself when its GT folder exists."""
+    """Canonical spelling of ``name`` from the registry, or ``name`` itself when its GT folder exists.
+
+    ``name`` must be a plain folder name (a trailing ``/`` is dropped).
+    """
+    name = layout.plain_name(name, "dataset")
     info = registry.lookup(name)
     if info is not None:
         return info.name
@@ -108,47 +122,113 @@ def _dataset_dir(folder: Path, dataset: str) -> Path | None:
     return matches[0] if matches else None
 
 
+def _method(folder: Path, name: str) -> tuple[str, Path]:
+    """``(name, folder)``, refused unless ``name`` is a plain folder name (it names ``<out>/<method>``)."""
+    try:
+        return layout.plain_name(name, "method"), folder
+    except CosalbenchError as exc:
+        raise CosalbenchError(folder, exc.problem, "rename the folder") from exc
+
+
+def _holds_dataset(folder: Path, datasets: Sequence[str]) -> bool:
+    """Whether ``folder`` has an entry for one of ``datasets`` (a folder, or a broken link to refuse later)."""
+    return any(_dataset_dir(folder, d) is not None or os.path.lexists(folder / d) for d in datasets)
+
+
 def find_methods(pred_root: Path, datasets: Sequence[str]) -> list[tuple[str, Path]]:
     """``[(method, folder)]``: ``pred_root`` itself when it is a method folder, else its method sub-folders."""
     if not pred_root.is_dir():
         raise CosalbenchError(pred_root, "prediction folder not found", LAYOUT_HINT)
-    if any(_dataset_dir(pred_root, dataset) for dataset in datasets):
-        return [(pred_root.resolve().name, pred_root)]
-    methods = [
-        (sub.name, sub) for sub in _subfolders(pred_root) if any(_dataset_dir(sub, d) for d in datasets)
-    ]
+    if _holds_dataset(pred_root, datasets):
+        return [_method(pred_root, pred_root.resolve().name)]
+    methods = [_method(sub, sub.name) for sub in _subfolders(pred_root) if _holds_dataset(sub, datasets)]
     if not methods:
         raise CosalbenchError(pred_root, f"holds no prediction folder for {', '.join(datasets)}", LAYOUT_HINT)
     return methods
 
 
-def list_ground_truth(gt_dir: Path) -> list[tuple[str, str, Path]]:
-    """``(group, stem, path)`` of every mask under ``gt_dir``, sorted by group then stem."""
-    if not gt_dir.is_dir():
+def refuse_data_folders(pred_root: Path, data_root: Path, datasets: Sequence[str]) -> None:
+    """Refuse a PRED that is a data root, or a prediction folder that is the data's own GT or images.
+
+    Passed by mistake, a data root would be evaluated as two methods, ``gts`` (a perfect score)
+    and ``images`` (photos scored as maps).
+    """
+    if not pred_root.is_dir():
+        return  # find_methods says so
+    hint = "PRED is the folder of predictions (PRED/<method>/<Dataset>/...), e.g. the --out of predict"
+    looks_like_root = (pred_root / "gts").is_dir() and any(
+        (pred_root / sub).is_dir() for sub in ("images", "manifests")
+    )
+    if looks_like_root or pred_root.resolve() == data_root.resolve():
+        raise CosalbenchError(pred_root, "is a data root (it holds gts/ and images/), not predictions", hint)
+    data_folders = {
+        folder.resolve()
+        for name in datasets
+        for folder in (layout.gts_dir(data_root, name), layout.images_dir(data_root, name))
+    }
+    for folder in (pred_root, *_subfolders(pred_root)):
+        if folder.resolve() in data_folders or any(
+            sub.resolve() in data_folders for sub in _subfolders(folder)
+        ):
+            raise CosalbenchError(folder, "is the data root's ground truth or images, not predictions", hint)
+
+
+def prediction_extensions(pred_ext: str | None) -> tuple[str, ...]:
+    """The extensions a prediction may have: all image extensions, or only ``pred_ext`` (``png``, ``.PNG``)."""
+    if pred_ext is None:
+        return layout.IMAGE_EXTENSIONS
+    wanted = "." + pred_ext.lower().lstrip(".")
+    if wanted not in layout.IMAGE_EXTENSIONS:
+        known = ", ".join(e.lstrip(".") for e in layout.IMAGE_EXTENSIONS)
         raise CosalbenchError(
-            gt_dir, "ground-truth folder not found", "check --data-root and the dataset name"
+            None, f"--pred-ext {pred_ext!r} is not an image extension", f"use one of {known}"
         )
-    items = [
-        (group, stem, path)
-        for group in layout.list_groups(gt_dir)
-        for stem, path in layout.list_images(gt_dir / group).items()
-    ]
-    if not items:
-        raise CosalbenchError(gt_dir, "ground-truth folder holds no masks in group sub-folders")
-    return items
+    return (wanted,)
+
+
+def _group_listing(pred_dir: Path, group: str, extensions: Sequence[str]) -> layout.GroupListing:
+    """What ``pred_dir/<group>`` holds; a missing folder holds nothing, an unusable entry there is an error."""
+    folder = pred_dir / group
+    if folder.is_dir():
+        return layout.scan_images(folder, extensions)
+    if os.path.lexists(folder):
+        why = layout.entry_problem(folder) or "is a file, not a group folder"
+        raise CosalbenchError(folder, why, "restore the group folder or remove the entry")
+    return layout.GroupListing({}, {}, {})
+
+
+def _prediction_for(listing: layout.GroupListing, group: str, stem: str) -> Path | None:
+    """The one prediction file of (group, stem), None when there is none; ambiguous or bad entries raise."""
+    if stem in listing.duplicates:
+        first, *others = listing.duplicates[stem]
+        raise CosalbenchError(
+            first,
+            f"{len(others) + 1} candidate predictions for {group}/{stem}: "
+            + " and ".join(path.name for path in (first, *others)),
+            "keep one file per (group, stem), or choose the extension with --pred-ext",
+        )
+    if stem in listing.unreadable:
+        path, why = listing.unreadable[stem]
+        raise CosalbenchError(path, why, "restore the prediction, or remove the entry to list it as missing")
+    return listing.files.get(stem)
 
 
 def pair_predictions(
-    gt_items: Sequence[tuple[str, str, Path]], pred_dir: Path
+    gt_items: Sequence[tuple[str, str, Path]],
+    pred_dir: Path,
+    extensions: Sequence[str] = layout.IMAGE_EXTENSIONS,
 ) -> tuple[list[Pair], list[str]]:
-    """Pair each mask with ``pred_dir/<group>/<stem>.<any image extension>``; return pairs and missing keys."""
+    """Pair each mask with ``pred_dir/<group>/<stem>.<ext>``; return pairs and missing keys.
+
+    Two candidate files for one mask, or an unreadable entry (a broken link, a folder), are errors.
+    """
     by_group = {
-        group: layout.list_images(pred_dir / group) if (pred_dir / group).is_dir() else {}
+        group: _group_listing(pred_dir, group, extensions)
         for group in sorted({group for group, _, _ in gt_items})
     }
     pairs, missing = [], []
     for group, stem, gt_path in gt_items:
-        pred = by_group[group].get(stem)
+        pred = _prediction_for(by_group[group], group, stem)
         if pred is None:
             missing.append(f"{group}/{stem}")
         else:
@@ -166,18 +246,33 @@ def pair_predictions(
 
 
 def plan_evaluation(
-    pred_root: str | Path, datasets: Sequence[str], data_root: str | Path | None = None, strict: bool = False
+    pred_root: str | Path,
+    datasets: Sequence[str],
+    data_root: str | Path | None = None,
+    strict: bool = False,
+    allow_incomplete_gt: bool = False,
+    pred_ext: str | None = None,
 ) -> Plan:
-    """Resolve datasets and methods and pair every mask with its prediction (no image is decoded)."""
+    """Resolve datasets and methods, check the ground truth and pair every mask with its prediction.
+
+    No image is decoded (a ``.png`` mask is checked to be complete by its first and last bytes).
+    An incomplete ground-truth set is an error unless ``allow_incomplete_gt``; ``pred_ext`` limits
+    predictions to one extension.
+    """
     if not datasets:
         raise CosalbenchError(None, "no dataset given", "pass --dataset NAME (repeatable)")
+    extensions = prediction_extensions(pred_ext)
     root = layout.resolve_data_root(data_root)
     names = list(dict.fromkeys(resolve_dataset(name, root) for name in datasets))
-    gt_items = {name: list_ground_truth(layout.gts_dir(root, name)) for name in names}
-    plan = Plan()
+    refuse_data_folders(Path(pred_root), root, names)
+    plan = Plan(ground_truth={name: checked_ground_truth(root, name, allow_incomplete_gt) for name in names})
+    gt_items = {name: gt.items for name, gt in plan.ground_truth.items()}
     for method, folder in find_methods(Path(pred_root), names):
         for name in names:
             pred_dir = _dataset_dir(folder, name)
+            if pred_dir is None and os.path.lexists(folder / name):
+                why = layout.entry_problem(folder / name) or "is a file, not a prediction folder"
+                raise CosalbenchError(folder / name, why, "restore the prediction folder or remove the entry")
             if pred_dir is None:
                 if strict:
                     raise CosalbenchError(
@@ -185,7 +280,7 @@ def plan_evaluation(
                     )
                 plan.skipped.append(f"{method}/{name}")
                 continue
-            pairs, missing = pair_predictions(gt_items[name], pred_dir)
+            pairs, missing = pair_predictions(gt_items[name], pred_dir, extensions)
             if missing and strict:
                 first = pred_dir / f"{missing[0]}.png"
                 raise CosalbenchError(
@@ -193,7 +288,8 @@ def plan_evaluation(
                     f"prediction missing ({len(missing)} of {len(gt_items[name])} missing)",
                     "drop --strict",
                 )
-            plan.jobs.append(Job(method, name, pred_dir, pairs, missing))
+            fields = plan.ground_truth[name].document_fields()
+            plan.jobs.append(Job(method, name, pred_dir, pairs, missing, fields))
     return plan
 
 
@@ -314,7 +410,44 @@ def _reduce(job: Job, protocol: str, scores: list[ImageScores]) -> results.Resul
     groups = [pair.group for pair in job.pairs]
     aggregated = aggregate_groups(scores, groups, spec)
     keys = [(pair.group, pair.stem) for pair in job.pairs]
-    return results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing)
+    result = results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing)
+    result.document.update(job.gt_fields)
+    return result
+
+
+def check_outputs(out: str | Path, plan: Plan) -> None:
+    """Refuse, before any scoring, an ``--out`` (or a result path in it) that cannot take the results."""
+    check_output_folder(Path(out))
+    hint = "move it away or choose another --out"
+    for job in plan.jobs:
+        json_path, csv_path = results.result_paths(Path(out), job.method, job.dataset)
+        if os.path.lexists(json_path.parent) and not json_path.parent.is_dir():
+            raise CosalbenchError(json_path.parent, "is a file where the method's result folder goes", hint)
+        for path in (json_path, csv_path):
+            if path.is_dir():
+                raise CosalbenchError(path, "is a folder where a result file goes", hint)
+
+
+def write_results(out: str | Path, finished: Sequence[results.Result]) -> None:
+    """Write the documents and CSVs of one run into ``out`` together: all of them, or none.
+
+    They are staged beside ``out`` and moved in once every file is written, so a full disk or any
+    other failure leaves the previous results untouched; an OS error names the file it hit.
+    """
+    out = Path(out)
+    current = out
+    try:
+        with staged_outputs(out) as stage:
+
+            def place(final: Path) -> Path:
+                nonlocal current
+                current = final
+                return stage.path(final)
+
+            for result in finished:
+                results.write_result(out, result, place)
+    except OSError as exc:
+        raise from_os_error(exc, path=current) from exc
 
 
 def run_plan(
@@ -338,8 +471,7 @@ def run_plan(
     for result in finished:
         result.document.update(metadata or {})
     if out is not None:
-        for result in finished:
-            results.write_result(Path(out), result)
+        write_results(out, finished)
     return [result.document for result in finished]
 
 
@@ -354,12 +486,18 @@ def evaluate_predictions(
     strict: bool = False,
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    allow_incomplete_gt: bool = False,
+    pred_ext: str | None = None,
 ) -> list[dict]:
     """Evaluate a method folder or a folder of methods on ``datasets``; one result document per pair.
 
     Missing predictions are listed in each document (``missing_predictions``) and the evaluation
-    continues over what exists, unless ``strict``. When ``out`` is given the documents and their
-    per-image CSVs are written as ``<out>/<method>/<Dataset>.json|.images.csv`` after all are done.
+    continues over what exists, unless ``strict``. An incomplete ground truth is an error unless
+    ``allow_incomplete_gt`` (then documents say ``"gt_complete": false``). When ``out`` is given the
+    documents and their per-image CSVs are written as ``<out>/<method>/<Dataset>.json|.images.csv``
+    after all are done, all together.
     """
-    plan = plan_evaluation(pred_root, datasets, data_root, strict)
+    plan = plan_evaluation(pred_root, datasets, data_root, strict, allow_incomplete_gt, pred_ext)
+    if out is not None:
+        check_outputs(out, plan)
     return run_plan(plan, protocol, out, workers, wfm, progress, metadata)

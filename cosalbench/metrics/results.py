@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,12 +171,16 @@ def result_paths(out: Path, method: str, dataset: str) -> tuple[Path, Path]:
     return folder / f"{dataset}.json", folder / f"{dataset}.images.csv"
 
 
-def write_result(out: Path, result: Result) -> tuple[Path, Path]:
-    """Write the CSV then the JSON of ``result`` atomically; return both paths."""
+def write_result(out: Path, result: Result, place: Callable[[Path], Path] | None = None) -> tuple[Path, Path]:
+    """Write the CSV then the JSON of ``result`` atomically; return both paths.
+
+    ``place`` maps each final path to where it is written now (a staging folder's twin).
+    """
     doc = result.document
     json_path, csv_path = result_paths(out, doc["method"], doc["dataset"])
-    io.write_csv(csv_path, CSV_COLUMNS, result.rows)
-    io.write_text(json_path, document_json(doc))
+    where = place or (lambda path: path)
+    io.write_csv(where(csv_path), CSV_COLUMNS, result.rows)
+    io.write_text(where(json_path), document_json(doc))
     return json_path, csv_path
 
 
@@ -224,16 +228,51 @@ def render_notes(documents: Sequence[dict], shown: int = 5) -> str:
     lines = []
     for doc in documents:
         name = f"{doc['method']}/{doc['dataset']}"
+        lines += _ground_truth_notes(name, doc, shown)
         missing = doc["missing_predictions"]
         if missing:
             total = len(missing) + doc["n_images"]
-            more = f" and {len(missing) - shown} more" if len(missing) > shown else ""
-            lines.append(
-                f"{name}: {len(missing)} of {total} predictions missing: {', '.join(missing[:shown])}{more}"
-            )
+            lines.append(f"{name}: {len(missing)} of {total} predictions missing: {preview(missing, shown)}")
         for metric, images in doc.get("nan_images", {}).items():
-            more = f" and {len(images) - shown} more" if len(images) > shown else ""
-            lines.append(
-                f"{name}: {metric} is NaN on {len(images)} image(s): {', '.join(images[:shown])}{more}"
-            )
+            lines.append(f"{name}: {metric} is NaN on {len(images)} image(s): {preview(images, shown)}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+# where a document's expected number of masks comes from (``gt_check.reference``)
+_REFERENCES = {
+    "manifest": "the manifest",
+    "registry": "the registry's count",
+    "none": "masks found; no manifest or registry count to check",
+}
+
+
+def preview(entries: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` entries joined by commas, then how many more there are."""
+    more = f" and {len(entries) - shown} more" if len(entries) > shown else ""
+    return ", ".join(entries[:shown]) + more
+
+
+def ground_truth_problems(check: dict, shown: int = 5) -> list[str]:
+    """``["2 missing: g/0001, g/0002", ...]`` for the non-empty lists of a document's ``gt_check``."""
+    labelled = (
+        ("unreadable", check["unreadable"]),
+        ("missing", check["missing"]),
+        ("not in the manifest", check["unexpected"]),
+    )
+    return [f"{len(entries)} {label}: {preview(entries, shown)}" for label, entries in labelled if entries]
+
+
+def _ground_truth_notes(name: str, doc: dict, shown: int) -> list[str]:
+    """How many masks were scored of how many expected, and what an incomplete set lacks."""
+    check = doc.get("gt_check")
+    if check is None:  # a document written before the ground-truth check
+        return []
+    reference = _REFERENCES.get(check["reference"], check["reference"])
+    lines = [
+        f"{name}: {doc['n_images']} of {check['expected']} ground-truth masks scored (expected: {reference})"
+    ]
+    if not doc.get("gt_complete", True):
+        found = f"{check['found']} usable masks of {check['expected']} expected"
+        problems = "; ".join([found, *ground_truth_problems(check, shown)])
+        lines.append(f"{name}: ground truth INCOMPLETE (--allow-incomplete-gt): {problems}")
+    return lines
