@@ -21,6 +21,7 @@ import cv2
 
 # the signals that stop a run: the parent turns them into exceptions, workers leave them to it
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_GRACE_S = 10.0  # seconds Pool.terminate gets before the workers are killed
 
 
 def available_cpus() -> int:
@@ -98,11 +99,22 @@ def _start_worker(stopping: Any) -> None:
 
 
 def _stop(pool: multiprocessing.pool.Pool, stopping: Any) -> None:
-    """Terminate and reap every worker; a second Ctrl-C meanwhile waits until they are gone."""
+    """Terminate and reap every worker; a second Ctrl-C meanwhile waits until they are gone.
+
+    ``Pool.terminate`` can block for good when a worker died holding one of the pool's queue locks;
+    after STOP_GRACE_S the workers are killed outright and the parent goes on without waiting.
+    """
     with stop_signals_deferred():
         stopping.value = 1
-        pool.terminate()
-        pool.join()
+        stopper = threading.Thread(target=pool.terminate, daemon=True)
+        stopper.start()
+        stopper.join(STOP_GRACE_S)
+        if stopper.is_alive():
+            for process in list(pool._pool):  # type: ignore[attr-defined]  # the pool's own worker list
+                process.kill()
+            stopper.join(STOP_GRACE_S)
+        if not stopper.is_alive():
+            pool.join()
 
 
 @contextmanager
