@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "report": "cosalbench.commands.report:report",
     "plot": "cosalbench.commands.report:plot",
     "compare": "cosalbench.commands.report:compare",
+    "models": "cosalbench.commands.zoo:models",
 }
 
 

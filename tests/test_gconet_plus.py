@@ -125,7 +125,7 @@ def test_eval_maps_match_the_official_code(
         overflow = gconet_plus.db_overflows(*model.db_output_decoder.maps(p1))
     assert overflow == (scales is STEEP)  # the steep weights exercise the release's k = 50 fallback
     assert float(np.abs(ours - official[key]).max()) <= tolerance
-    assert 0.2 < float(official[key].std())  # not degenerate
+    assert float(official[key].std()) > 0.2  # not degenerate
 
 
 @pytest.mark.parametrize(

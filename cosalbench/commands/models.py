@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
+from cosalbench.commands.zoo import model_names
 from cosalbench.errors import CosalbenchError
 
-MODEL_NAMES = ("gconet", "rcgs")
+MODEL_NAMES = model_names()
 PROTOCOLS = ("eval-co-sod", "pysodmetrics", "cosal-matlab")
 
 
