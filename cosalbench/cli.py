@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "plot": "cosalbench.commands.report:plot",
     "compare": "cosalbench.commands.report:compare",
     "models": "cosalbench.commands.zoo:models",
+    "profile": "cosalbench.commands.profile:profile",
 }
 
 
