@@ -50,7 +50,15 @@ from torch.nn import functional as F
 
 from reference_models.backbones import VGGStages, vgg_stages
 from reference_models.data import IMAGENET_MEAN, IMAGENET_STD, GroupDataset, group_pairs
-from reference_models.gconet import CoAttLayer, HalfDSLayer, binary_focal_loss, iou_loss, msra_fill, upsample
+from reference_models.gconet import (
+    CoAttLayer,
+    HalfDSLayer,
+    _parts,  # the same predict_chunk split
+    binary_focal_loss,
+    iou_loss,
+    msra_fill,
+    upsample,
+)
 
 if TYPE_CHECKING:
     from reference_models.data import GroupPair
@@ -384,11 +392,6 @@ def make_batches(
 def predict_group(model: GCoNetPlus, images: torch.Tensor, cfg: dict) -> torch.Tensor:
     """Final maps ``[N, 1, H, W]`` in (0, 1) of one whole group (GAM consensus and DB fallback over all N)."""
     return model(images)[-1]
-
-
-def _parts(images: torch.Tensor, cfg: dict) -> tuple[torch.Tensor, ...]:
-    chunk = int(cfg.get("predict_chunk") or 0)
-    return images.split(chunk) if chunk > 0 else (images,)
 
 
 def _head_input(model: GCoNetPlus, images: torch.Tensor, consensus: torch.Tensor) -> torch.Tensor:

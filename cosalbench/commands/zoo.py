@@ -47,6 +47,14 @@ class ModelCard:
 
 _COSOD_SETS = ("CoCA", "CoSOD3k", "CoSal2015")
 
+
+def cosod(source: str, train_set: str, rows: tuple[tuple[float, ...], ...]) -> Reported:
+    """Emax / S / Fmax / MAE on CoCA, CoSOD3k, CoSal2015 under the eval-co-sod protocol."""
+    return Reported(
+        source, "eval-co-sod", train_set, EMAX_S_FMAX_MAE, dict(zip(_COSOD_SETS, rows, strict=True))
+    )
+
+
 MODEL_CARDS: dict[str, ModelCard] = {
     card.name: card
     for card in (
@@ -66,21 +74,13 @@ MODEL_CARDS: dict[str, ModelCard] = {
             training=True,
             verification="official key names and shapes; GAM against a line-by-line transcription (tests/test_gconet.py)",
             reported=(
-                Reported(
+                cosod(
                     "CVPR 2021 Table 2 (= GCoNet+ README TABLE 3)",
-                    "eval-co-sod",
                     "DUTS_class",
-                    EMAX_S_FMAX_MAE,
-                    dict(
-                        zip(
-                            _COSOD_SETS,
-                            (
-                                (0.760, 0.673, 0.544, 0.105),
-                                (0.860, 0.802, 0.777, 0.071),
-                                (0.887, 0.845, 0.847, 0.068),
-                            ),
-                            strict=True,
-                        )
+                    (
+                        (0.760, 0.673, 0.544, 0.105),
+                        (0.860, 0.802, 0.777, 0.071),
+                        (0.887, 0.845, 0.847, 0.068),
                     ),
                 ),
             ),
@@ -106,38 +106,22 @@ MODEL_CARDS: dict[str, ModelCard] = {
                 "predicted PNGs 2/9976 pixels off by 1 grey level"
             ),
             reported=(
-                Reported(
+                cosod(
                     "GCoNet+ README TABLE 3 (checkpoint picked on the test sets)",
-                    "eval-co-sod",
                     "DUTS_class + COCO-SEG",
-                    EMAX_S_FMAX_MAE,
-                    dict(
-                        zip(
-                            _COSOD_SETS,
-                            (
-                                (0.814, 0.738, 0.637, 0.081),
-                                (0.901, 0.843, 0.834, 0.062),
-                                (0.924, 0.881, 0.891, 0.056),
-                            ),
-                            strict=True,
-                        )
+                    (
+                        (0.814, 0.738, 0.637, 0.081),
+                        (0.901, 0.843, 0.834, 0.062),
+                        (0.924, 0.881, 0.891, 0.056),
                     ),
                 ),
-                Reported(
+                cosod(
                     "GCoNet+ README TABLE 3",
-                    "eval-co-sod",
                     "DUTS_class",
-                    EMAX_S_FMAX_MAE,
-                    dict(
-                        zip(
-                            _COSOD_SETS,
-                            (
-                                (0.786, 0.691, 0.574, 0.113),
-                                (0.881, 0.828, 0.807, 0.068),
-                                (0.917, 0.875, 0.876, 0.054),
-                            ),
-                            strict=True,
-                        )
+                    (
+                        (0.786, 0.691, 0.574, 0.113),
+                        (0.881, 0.828, 0.807, 0.068),
+                        (0.917, 0.875, 0.876, 0.054),
                     ),
                 ),
             ),
