@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "plot": "cosalbench.commands.report:plot",
     "compare": "cosalbench.commands.report:compare",
     "gallery": "cosalbench.commands.gallery:gallery",
+    "models": "cosalbench.commands.zoo:models",
+    "profile": "cosalbench.commands.profile:profile",
 }
 
 

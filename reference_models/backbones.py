@@ -6,10 +6,13 @@ Two layouts of the same layers:
   that stores it as ``features``), pool5 included. Used by RCGS.
 * ``VGGBlocks``: GCoNet's ``VGG_Backbone`` -- blocks ``conv1..conv5`` with named layers
   (``conv5.conv5_3.weight``), each block's max-pool at its front, pool5 never applied.
+* ``VGGStages``: GCoNet+'s ``bb`` -- torchvision's ``features`` cut at its pools into ``conv1..conv5``
+  (each pool at the front of the next stage, pool5 dropped), layers keeping torchvision's indices
+  (``conv2.7.weight``). With ``vgg16_bn`` (torchvision's ``vgg16_bn().features``) every conv has its BN.
 
-Weights are torchvision state dicts (``vgg16-397923af.pth``, ``vgg19-dcbb9e9d.pth``; ``classifier.*`` ignored),
-found in this order: ``--backbone-weights PATH`` (recipe key ``backbone_weights``), ``$COSALBENCH_VGG16`` /
-``$COSALBENCH_VGG19``, ``$TORCH_HOME/hub/checkpoints/<file>`` (``TORCH_HOME`` defaults to ``~/.cache/torch``).
+Weights are torchvision state dicts (``vgg16-397923af.pth``, ``vgg16_bn-6c64b313.pth``, ``vgg19-dcbb9e9d.pth``;
+``classifier.*`` ignored), found in this order: ``--backbone-weights PATH`` (recipe key ``backbone_weights``),
+``$COSALBENCH_VGG16`` / ``$COSALBENCH_VGG16_BN`` / ``$COSALBENCH_VGG19``, ``$TORCH_HOME/hub/checkpoints/<file>`` (``TORCH_HOME`` defaults to ``~/.cache/torch``).
 Nothing is ever downloaded. With ``pretrained: false`` (``--no-pretrained``) the backbone is randomly
 initialised and every run output records ``"backbone": "random-init"``.
 """
@@ -17,6 +20,7 @@ initialised and every run output records ``"backbone": "random-init"``.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +30,17 @@ from torch import nn
 from cosalbench.errors import CosalbenchError, exception_summary
 
 # convolutions per block
-ARCHS: dict[str, tuple[int, ...]] = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
-WEIGHT_FILES = {"vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
-WEIGHT_ENV = {"vgg16": "COSALBENCH_VGG16", "vgg19": "COSALBENCH_VGG19"}
+ARCHS: dict[str, tuple[int, ...]] = {
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg16_bn": (2, 2, 3, 3, 3),
+    "vgg19": (2, 2, 4, 4, 4),
+}
+WEIGHT_FILES = {
+    "vgg16": "vgg16-397923af.pth",
+    "vgg16_bn": "vgg16_bn-6c64b313.pth",
+    "vgg19": "vgg19-dcbb9e9d.pth",
+}
+WEIGHT_ENV = {"vgg16": "COSALBENCH_VGG16", "vgg16_bn": "COSALBENCH_VGG16_BN", "vgg19": "COSALBENCH_VGG19"}
 DOWNLOAD_URL = "https://download.pytorch.org/models/{file}"
 RANDOM_INIT = "random-init"
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
@@ -53,26 +65,36 @@ def conv_names(arch: str) -> list[str]:
     return [f"conv{b + 1}_{j + 1}" for b, n in enumerate(_check_arch(arch)) for j in range(n)]
 
 
+def has_batch_norm(arch: str) -> bool:
+    """Whether ``arch`` is a ``*_bn`` variant (a BatchNorm after every convolution)."""
+    return arch.endswith("_bn")
+
+
 def torchvision_conv_indices(arch: str) -> list[int]:
-    """Indices of the convolutions inside torchvision's ``features`` (conv, relu pairs; one pool per block)."""
+    """Indices of the convolutions inside torchvision's ``features`` (conv[, bn], relu; one pool per block)."""
     indices, position = [], 0
+    per_conv = 3 if has_batch_norm(arch) else 2
     for n in _check_arch(arch):
         for _ in range(n):
             indices.append(position)
-            position += 2
+            position += per_conv
         position += 1
     return indices
 
 
 class VGGFeatures(nn.Sequential):
-    """torchvision's ``vgg16().features`` / ``vgg19().features``; ``init`` says where its weights came from."""
+    """torchvision's ``vgg16().features`` / ``vgg16_bn().features`` / ``vgg19().features``; ``init`` says
+    where its weights came from."""
 
     def __init__(self, arch: str) -> None:
         layers: list[nn.Module] = []
         channels = 3
         for out, n in zip(BLOCK_CHANNELS, _check_arch(arch), strict=True):
             for _ in range(n):
-                layers += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU(inplace=True)]
+                layers.append(nn.Conv2d(channels, out, 3, padding=1))
+                if has_batch_norm(arch):
+                    layers.append(nn.BatchNorm2d(out))
+                layers.append(nn.ReLU(inplace=True))
                 channels = out
             layers.append(nn.MaxPool2d(2, 2))
         super().__init__(*layers)
@@ -88,9 +110,49 @@ class VGGFeatures(nn.Sequential):
 
     def load_torchvision(self, state: dict[str, torch.Tensor], source: Path) -> None:
         """Load ``features.*`` tensors of a torchvision state dict (other keys ignored)."""
-        wanted = {f"{i}.{kind}" for i in torchvision_conv_indices(self.arch) for kind in ("weight", "bias")}
-        _load_checked(self, {key: state.get(f"features.{key}") for key in wanted}, source)
+        _load_checked(self, {key: state.get(f"features.{key}") for key in _loadable_keys(self)}, source)
         self.init = f"imagenet:{source.name}"
+
+
+class VGGStages(nn.Module):
+    """GCoNet+'s backbone ``bb``: torchvision's VGG ``features`` sliced into stages ``conv1..conv5``.
+
+    Stage k+1 starts with pool k; pool5 is dropped. The layers keep their torchvision indices as names
+    (``conv1.0``, ``conv2.7``, ...), which is what slicing an ``nn.Sequential`` does in the release.
+    ``forward`` returns the stage outputs x1..x5 at strides 1, 2, 4, 8, 16.
+    """
+
+    def __init__(self, arch: str = "vgg16_bn") -> None:
+        super().__init__()
+        self.arch = arch
+        features = VGGFeatures(arch)
+        pools = [i for i, layer in enumerate(features) if isinstance(layer, nn.MaxPool2d)]
+        for stage, (start, end) in enumerate(zip([0, *pools[:-1]], pools, strict=True), start=1):
+            layers = OrderedDict((str(i), features[i]) for i in range(start, end))
+            self.add_module(f"conv{stage}", nn.Sequential(layers))
+        self.init = RANDOM_INIT
+
+    def stages(self) -> tuple[nn.Sequential, ...]:
+        """The five stages in forward order."""
+        return (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = []
+        for stage in self.stages():
+            x = stage(x)
+            outputs.append(x)
+        return tuple(outputs)
+
+    def load_torchvision(self, state: dict[str, torch.Tensor], source: Path) -> None:
+        """Load a torchvision state dict: ``features.N.*`` goes to ``convK.N.*``."""
+        mapped = {key: state.get("features." + key.split(".", 1)[1]) for key in _loadable_keys(self)}
+        _load_checked(self, mapped, source)
+        self.init = f"imagenet:{source.name}"
+
+
+def _loadable_keys(module: nn.Module) -> list[str]:
+    """State-dict keys a torchvision file must provide (BN's ``num_batches_tracked`` is optional there)."""
+    return [key for key in module.state_dict() if not key.endswith("num_batches_tracked")]
 
 
 class VGGBlocks(nn.Module):
@@ -98,6 +160,8 @@ class VGGBlocks(nn.Module):
 
     def __init__(self, arch: str = "vgg16") -> None:
         super().__init__()
+        if has_batch_norm(arch):
+            raise ValueError(f"GCoNet's VGG blocks have no BatchNorm variant, got {arch!r}")
         self.arch = arch
         channels = 3
         for block, (out, n) in enumerate(zip(BLOCK_CHANNELS, _check_arch(arch), strict=True), start=1):
@@ -201,7 +265,7 @@ def load_torch_mapping(path: Path, what: str) -> dict[str, Any]:
     return payload
 
 
-def _initialise(module: VGGFeatures | VGGBlocks, cfg: dict) -> None:
+def _initialise(module: VGGFeatures | VGGBlocks | VGGStages, cfg: dict) -> None:
     """Load ImageNet weights as the recipe asks (``pretrained``, ``backbone_weights``)."""
     if cfg.get("pretrained", True):
         path = resolve_weights(module.arch, cfg.get("backbone_weights"))
@@ -232,9 +296,16 @@ def vgg_blocks(arch: str, cfg: dict) -> VGGBlocks:
     return module
 
 
+def vgg_stages(arch: str, cfg: dict) -> VGGStages:
+    """GCoNet+-layout VGG stages initialised as the recipe asks."""
+    module = VGGStages(arch)
+    _initialise(module, cfg)
+    return module
+
+
 def backbone_init(model: nn.Module) -> str:
     """Where the backbone of ``model`` got its weights: ``imagenet:<file>`` or ``random-init``."""
     for module in model.modules():
-        if isinstance(module, VGGFeatures | VGGBlocks):
+        if isinstance(module, VGGFeatures | VGGBlocks | VGGStages):
             return module.init
     return RANDOM_INIT

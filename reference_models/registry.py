@@ -22,7 +22,11 @@ from types import ModuleType
 
 from cosalbench.errors import CosalbenchError
 
-MODELS: dict[str, str] = {"gconet": "reference_models.gconet", "rcgs": "reference_models.rcgs"}
+MODELS: dict[str, str] = {
+    "gconet": "reference_models.gconet",
+    "rcgs": "reference_models.rcgs",
+    "gconet_plus": "reference_models.gconet_plus",
+}
 
 
 def load_model_module(name: str) -> ModuleType:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import click
 
+from cosalbench.commands.zoo import model_names
 from cosalbench.errors import CosalbenchError
 
-MODEL_NAMES = ("gconet", "rcgs")
+MODEL_NAMES = model_names()
 PROTOCOLS = ("eval-co-sod", "pysodmetrics", "cosal-matlab")
 
 
@@ -206,3 +207,4 @@ def _predict_command(model: str) -> click.Command:
 
 predict_gconet = _predict_command("gconet")
 predict_rcgs = _predict_command("rcgs")
+predict_gconet_plus = _predict_command("gconet_plus")

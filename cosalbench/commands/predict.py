@@ -10,6 +10,7 @@ PREDICTORS: dict[str, str] = {
     "cbcs": "cosalbench.commands.cbcs:cbcs",
     "gconet": "cosalbench.commands.models:predict_gconet",
     "rcgs": "cosalbench.commands.models:predict_rcgs",
+    "gconet_plus": "cosalbench.commands.models:predict_gconet_plus",
 }
 
 
