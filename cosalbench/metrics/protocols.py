@@ -22,9 +22,14 @@ from PIL import Image, UnidentifiedImageError
 
 from cosalbench import io
 from cosalbench.errors import CosalbenchError
-from cosalbench.metrics import measures
-from cosalbench.metrics.histogram import at_or_above, level_histogram, tail_sums, threshold_cuts
-from cosalbench.metrics.weighted_f import weighted_f_measure
+from cosalbench.metrics import measures, weighted_f
+from cosalbench.metrics.histogram import (
+    at_or_above,
+    class_quadrant_index,
+    count_levels,
+    tail_sums,
+    threshold_cuts,
+)
 
 PROTOCOLS = ("pysodmetrics", "eval-co-sod", "cosal-matlab")
 SCALAR_KEYS = (
@@ -53,6 +58,26 @@ class ImageScores:
 
 
 @dataclass(frozen=True, eq=False)
+class GroundTruth:
+    """One GT mask analysed once for every prediction scored against it (see :meth:`Protocol.prepare`).
+
+    Holds what depends on the GT alone: its foreground count, the S-measure quadrant split, the
+    per-pixel histogram bin (class and quadrant), and, when the weighted F is asked for, its distance
+    transform terms.
+    """
+
+    shape: tuple[int, int]
+    n_fg: int
+    split: tuple[int, int]
+    hist_index: np.ndarray = field(repr=False)
+    n_classes: int
+    wfm: bool = False
+    weighted_f: weighted_f.WeightedFGround | None = field(default=None, repr=False)
+    classes: np.ndarray | None = field(default=None, repr=False)  # soft GT: the grey level of each class
+    present: list[int] | None = None  # soft GT: the grey levels it holds
+
+
+@dataclass(frozen=True, eq=False)
 class Protocol:
     """A named evaluation convention: how to read files, score a pair and aggregate."""
 
@@ -68,28 +93,41 @@ class Protocol:
         """The prediction converted to one channel and resized to ``gt_shape`` as the reference does."""
         raise NotImplementedError
 
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False) -> GroundTruth:
+        """Analyse a GT (as returned by ``read_gt``) once for any number of predictions."""
+        raise NotImplementedError
+
+    def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
+        """Score one prediction (as returned by ``read_pred``) against a prepared GT."""
+        raise NotImplementedError
+
     def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
         """Score one prediction against its GT (both as returned by ``read_pred``/``read_gt``)."""
-        raise NotImplementedError
+        return self.score_prepared(pred, self.prepare(gt, wfm=wfm))
 
     def auc(self, tpr: np.ndarray, fpr: np.ndarray) -> float | None:
         """AUC of (mean) ROC curves in ascending threshold order, or None where the reference has none."""
         return measures.trapezoid_auc(tpr, fpr)
 
 
-def _check_pair(pred: np.ndarray, gt: np.ndarray, dtypes: tuple[type, ...]) -> None:
-    if pred.ndim != 2 or gt.ndim != 2:
-        raise CosalbenchError(None, f"expected 2-D arrays, got prediction {pred.shape} and GT {gt.shape}")
-    if pred.shape != gt.shape:
-        raise CosalbenchError(None, f"prediction shape {pred.shape} differs from GT shape {gt.shape}")
+def _check_gt(gt: np.ndarray) -> None:
+    if gt.ndim != 2:
+        raise CosalbenchError(None, f"expected a 2-D GT array, got shape {gt.shape}")
     if gt.size == 0:
         raise CosalbenchError(None, "empty image (0 pixels)")
+    if gt.dtype != np.uint8:
+        raise CosalbenchError(None, f"GT dtype {gt.dtype} is not uint8")
+
+
+def _check_pred(pred: np.ndarray, gt_shape: tuple[int, ...], dtypes: tuple[type, ...]) -> None:
+    if pred.ndim != 2:
+        raise CosalbenchError(None, f"expected a 2-D prediction array, got shape {pred.shape}")
+    if pred.shape != tuple(gt_shape):
+        raise CosalbenchError(None, f"prediction shape {pred.shape} differs from GT shape {tuple(gt_shape)}")
     if pred.dtype.type not in dtypes:
         raise CosalbenchError(
             None, f"prediction dtype {pred.dtype} is not one of {[d.__name__ for d in dtypes]}"
         )
-    if gt.dtype != np.uint8:
-        raise CosalbenchError(None, f"GT dtype {gt.dtype} is not uint8")
 
 
 def _line_counts(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -137,16 +175,24 @@ class _BinaryGTProtocol(Protocol):
         """Override for the mean of a constant-prediction quadrant (None: the exact level value)."""
         return None
 
-    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
-        _check_pair(pred, gt, self.pred_dtypes)
-        n_levels = 256 if pred.dtype == np.uint8 else 65536
-        h, w = gt.shape
-        n = h * w
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False) -> GroundTruth:
+        _check_gt(gt)
         mask = np.greater(gt, 128)
         rows = _line_counts(mask, 1)
         n_fg = int(rows.sum())
-        split = (0, 0) if n_fg in (0, n) else (self.centroid(rows), self.centroid(_line_counts(mask, 0)))
-        quadrants = level_histogram(pred, mask, 2, n_levels, split)
+        split = (
+            (0, 0) if n_fg in (0, gt.size) else (self.centroid(rows), self.centroid(_line_counts(mask, 0)))
+        )
+        terms = weighted_f.ground_terms(mask) if wfm else None
+        return GroundTruth(gt.shape, n_fg, split, class_quadrant_index(mask, 2, split), 2, wfm, terms)
+
+    def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
+        _check_pred(pred, ground.shape, self.pred_dtypes)
+        n_levels = 256 if pred.dtype == np.uint8 else 65536
+        h, w = ground.shape
+        n = h * w
+        n_fg, split = ground.n_fg, ground.split
+        quadrants = count_levels(pred, ground.hist_index, 8, n_levels).reshape(4, 2, n_levels)
         totals = quadrants.sum(axis=0)  # (bg, fg) x levels
         level_counts = totals[0] + totals[1]
         present = np.flatnonzero(level_counts)
@@ -198,7 +244,9 @@ class _BinaryGTProtocol(Protocol):
             "adpfm": float(fm[n_curve]),
             "adpfm_meanstd": float(fm[n_curve + 1]),
             "auc": self.auc(tpr, fpr),
-            "wfm": weighted_f_measure(values[pred], mask, empty=self.empty_wfm) if wfm else None,
+            "wfm": weighted_f.weighted_f(pred, values, ground.weighted_f, empty=self.empty_wfm)
+            if ground.wfm
+            else None,
         }
         scalars.update(measures.curve_summary(curves))
         return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves)
@@ -413,10 +461,9 @@ class EvalCoSODProtocol(Protocol):
             pred = pred.resize(size, Image.BILINEAR)
         return np.asarray(pred)
 
-    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
-        _check_pair(pred, gt, (np.uint8,))
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False) -> GroundTruth:
+        _check_gt(gt)
         h, w = gt.shape
-        n = h * w
         gt_levels = cv2.calcHist([gt], [0], None, [256], [0, 256]).ravel()
         present_gt = np.flatnonzero(gt_levels)
         mask = np.greater_equal(gt, 128)  # soft value >= 0.5 in float32
@@ -427,12 +474,23 @@ class EvalCoSODProtocol(Protocol):
             lookup[present_gt] = np.arange(present_gt.size)
             classes, gt_class = present_gt, lookup[gt]
         rows = _line_counts(mask, 1)
-        if rows.sum() == 0:
+        n_fg = int(rows.sum())
+        if n_fg == 0:
             split = (round(h / 2), round(w / 2))
         else:
             cols = _line_counts(mask, 0)
             split = (measures.centroid_float32_no_offset(rows), measures.centroid_float32_no_offset(cols))
-        quadrants = level_histogram(pred, gt_class, classes.size, 256, split)
+        index = class_quadrant_index(gt_class, classes.size, split)
+        return GroundTruth(
+            gt.shape, n_fg, split, index, classes.size, classes=classes, present=present_gt.tolist()
+        )
+
+    def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
+        _check_pred(pred, ground.shape, (np.uint8,))
+        h, w = ground.shape
+        n = h * w
+        split, classes = ground.split, ground.classes
+        quadrants = count_levels(pred, ground.hist_index, 4 * classes.size, 256).reshape(4, classes.size, 256)
         totals = quadrants.sum(axis=0)  # (G, 256)
         level_counts = totals.sum(axis=0)
         present = np.flatnonzero(level_counts)
@@ -464,9 +522,9 @@ class EvalCoSODProtocol(Protocol):
         abs_diff = np.abs(raw[None, :] - gt_values32[:, None]).astype(np.float64)
         mae = float((abs_diff * totals).sum()) / n
         map_mean = float(np.dot(level_counts, values)) / n
-        if present_gt.tolist() == [0]:
+        if ground.present == [0]:
             sm = 1 - map_mean
-        elif present_gt.tolist() == [255]:
+        elif ground.present == [255]:
             sm = map_mean
         else:
             is_fg = classes >= 128
