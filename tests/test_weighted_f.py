@@ -64,7 +64,9 @@ def test_foreground_touching_every_border_and_random_blobs() -> None:
     border[0, :] = border[:, -1] = 255
     cases += [(rng.integers(0, 256, border.shape).astype(np.uint8), border)]
     for pred, gt in cases:
-        assert PROTOCOL.score(pred, gt, wfm=True).scalars["wfm"] == pytest.approx(_reference(pred, gt), abs=TOL)
+        assert PROTOCOL.score(pred, gt, wfm=True).scalars["wfm"] == pytest.approx(
+            _reference(pred, gt), abs=TOL
+        )
 
 
 def test_one_ground_scores_many_predictions() -> None:

@@ -202,8 +202,9 @@ def plan_evaluation(
 
 @dataclass(frozen=True)
 class _Packed:
-    """Scores of a chunk of images as a few arrays (cheap to pickle); NaN + ``False`` for undefined."""
+    """Scores of a chunk of pairs as a few arrays (cheap to pickle); NaN + ``False`` for undefined."""
 
+    slots: np.ndarray  # (k, 2) int: (job index, pair index) of each row
     scalars: np.ndarray  # (k, len(SCALAR_KEYS)) float64
     scalar_defined: np.ndarray  # (k, len(SCALAR_KEYS)) bool
     curves: np.ndarray  # (k, len(CURVE_KEYS), n_thresholds) float64
@@ -219,6 +220,10 @@ class _Failure:
     hint: str | None
 
 
+# one worker task: a GT and every method's prediction of it, each with its (job index, pair index)
+_ImageTask = tuple[str, list[tuple[int, int, str]]]
+
+
 def _read(reader: Any, path: str, *args: Any) -> np.ndarray:
     try:
         return reader(path, *args)
@@ -228,7 +233,7 @@ def _read(reader: Any, path: str, *args: Any) -> np.ndarray:
         raise CosalbenchError(path, f"cannot read image ({exc})") from exc
 
 
-def _pack(scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
+def _pack(slots: Sequence[tuple[int, int]], scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
     k = len(scores)
     scalars = np.full((k, len(SCALAR_KEYS)), np.nan)
     scalar_defined = np.zeros((k, len(SCALAR_KEYS)), bool)
@@ -243,7 +248,8 @@ def _pack(scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
             curve = score.curves.get(key)
             if curve is not None:
                 curves[i, j], curve_defined[i, j] = curve, True
-    return _Packed(scalars, scalar_defined, curves, curve_defined)
+    slot_array = np.array(slots, dtype=np.int64).reshape(k, 2)
+    return _Packed(slot_array, scalars, scalar_defined, curves, curve_defined)
 
 
 def _unpack(packed: _Packed) -> list[ImageScores]:
@@ -261,18 +267,26 @@ def _unpack(packed: _Packed) -> list[ImageScores]:
     ]
 
 
-def score_chunk(protocol: str, wfm: bool, chunk: Sequence[tuple[str, str]]) -> _Packed | _Failure:
-    """Decode and score ``[(gt_path, pred_path), ...]`` with ``protocol``; a bad file gives a _Failure."""
+def score_chunk(protocol: str, wfm: bool, chunk: Sequence[_ImageTask]) -> _Packed | _Failure:
+    """Decode and score ``[(gt_path, [(job, pair, pred_path), ...]), ...]`` with ``protocol``.
+
+    Each GT is decoded and analysed once (:meth:`Protocol.prepare`) for all of its predictions; a bad
+    file gives a _Failure.
+    """
     spec = get_protocol(protocol)
-    scores = []
-    for gt_path, pred_path in chunk:
+    slots, scores = [], []
+    for gt_path, preds in chunk:
+        pred_path = preds[0][2]
         try:
             gt = _read(spec.read_gt, gt_path)
-            pred = _read(spec.read_pred, pred_path, gt.shape[:2])
-            scores.append(spec.score(pred, gt, wfm=wfm))
+            ground = spec.prepare(gt, wfm=wfm)
+            for job, index, pred_path in preds:
+                pred = _read(spec.read_pred, pred_path, gt.shape[:2])
+                scores.append(spec.score_prepared(pred, ground))
+                slots.append((job, index))
         except CosalbenchError as exc:  # a scoring error names no file: it is the prediction's
             return _Failure(exc.path or pred_path, exc.problem, exc.hint)
-    return _pack(scores, len(spec.thresholds))
+    return _pack(slots, scores, len(spec.thresholds))
 
 
 @contextmanager
@@ -285,28 +299,42 @@ def _pool(workers: int) -> Iterator[Any]:
         yield pool
 
 
-def _chunks(pairs: Sequence[Pair], workers: int) -> list[list[tuple[str, str]]]:
-    size = max(1, min(MAX_CHUNK, -(-len(pairs) // (4 * max(1, workers)))))
-    items = [(str(p.gt), str(p.pred)) for p in pairs]
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _image_tasks(jobs: Sequence[Job]) -> list[_ImageTask]:
+    """One task per GT mask: the predictions of every job for it, GTs in first-seen order."""
+    by_gt: dict[Path, list[tuple[int, int, str]]] = {}
+    for j, job in enumerate(jobs):
+        for k, pair in enumerate(job.pairs):
+            by_gt.setdefault(pair.gt, []).append((j, k, str(pair.pred)))
+    return [(str(gt), preds) for gt, preds in by_gt.items()]
 
 
-def score_job(
-    job: Job, protocol: str, wfm: bool, pool: Any, workers: int, progress: bool
-) -> list[ImageScores]:
-    """Scores of every pair of ``job``, in pair order whatever the number of workers."""
-    chunks = _chunks(job.pairs, workers)
+def _chunks(tasks: Sequence[_ImageTask], workers: int) -> list[list[_ImageTask]]:
+    """Chunks of about MAX_CHUNK pairs (at least one GT), at least four per worker when there are enough."""
+    per_image = max(1, round(sum(len(preds) for _, preds in tasks) / max(1, len(tasks))))
+    size = max(1, min(-(-MAX_CHUNK // per_image), -(-len(tasks) // (4 * max(1, workers)))))
+    return [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
+
+
+def score_jobs(
+    jobs: Sequence[Job], protocol: str, wfm: bool, pool: Any, workers: int, progress: bool
+) -> list[list[ImageScores]]:
+    """Scores of every pair of every job (in pair order), one GT pass for all jobs sharing a GT."""
+    scores: list[list[ImageScores | None]] = [[None] * len(job.pairs) for job in jobs]
     task = functools.partial(score_chunk, protocol, wfm)
-    outputs = pool.imap(task, chunks) if pool is not None else map(task, chunks)
-    scores: list[ImageScores] = []
-    desc = f"{job.method}/{job.dataset}"
-    with tqdm(total=len(job.pairs), desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
-        for chunk, packed in zip(chunks, outputs, strict=True):
-            if isinstance(packed, _Failure):
-                raise CosalbenchError(packed.path, packed.problem, packed.hint)
-            scores.extend(_unpack(packed))
-            bar.update(len(chunk))
-    return scores
+    for dataset in dict.fromkeys(job.dataset for job in jobs):
+        members = [j for j, job in enumerate(jobs) if job.dataset == dataset]
+        chunks = _chunks(_image_tasks([jobs[j] for j in members]), workers)
+        outputs = pool.imap(task, chunks) if pool is not None else map(task, chunks)
+        total = sum(len(jobs[j].pairs) for j in members)
+        desc = f"{dataset} ({len(members)} method{'s' if len(members) > 1 else ''})"
+        with tqdm(total=total, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
+            for packed in outputs:
+                if isinstance(packed, _Failure):
+                    raise CosalbenchError(packed.path, packed.problem, packed.hint)
+                for (member, index), score in zip(packed.slots.tolist(), _unpack(packed), strict=True):
+                    scores[members[member]][index] = score
+                bar.update(len(packed.slots))
+    return scores  # type: ignore[return-value]
 
 
 def _reduce(job: Job, protocol: str, scores: list[ImageScores]) -> results.Result:
@@ -331,10 +359,9 @@ def run_plan(
     ``metadata`` (e.g. ``{"backbone": ...}`` from a model's predictor) is added to every document.
     """
     get_protocol(protocol)  # fail on an unknown protocol before any decoding
-    finished = []
     with _pool(workers) as pool:
-        for job in plan.jobs:
-            finished.append(_reduce(job, protocol, score_job(job, protocol, wfm, pool, workers, progress)))
+        scores = score_jobs(plan.jobs, protocol, wfm, pool, workers, progress)
+    finished = [_reduce(job, protocol, job_scores) for job, job_scores in zip(plan.jobs, scores, strict=True)]
     for result in finished:
         result.document.update(metadata or {})
     if out is not None:
