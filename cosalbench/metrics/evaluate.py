@@ -31,6 +31,7 @@ from cosalbench.datasets import registry
 from cosalbench.errors import CosalbenchError
 from cosalbench.metrics import results
 from cosalbench.metrics.aggregate import aggregate_groups
+from cosalbench.metrics.allocator import keep_freed_memory
 from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
 from cosalbench.parallel import process_pool
 
@@ -273,6 +274,7 @@ def score_chunk(protocol: str, wfm: bool, chunk: Sequence[_ImageTask]) -> _Packe
     Each GT is decoded and analysed once (:meth:`Protocol.prepare`) for all of its predictions; a bad
     file gives a _Failure.
     """
+    keep_freed_memory()
     spec = get_protocol(protocol)
     slots, scores = [], []
     for gt_path, preds in chunk:

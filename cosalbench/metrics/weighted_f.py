@@ -77,13 +77,20 @@ def ground_terms(mask: np.ndarray) -> WeightedFGround | None:
     inside = mask[window]
     # every foreground pixel lies in the window, so its feature transform picks the same pixels
     near_row, near_col = ndimage.distance_transform_edt(~inside, return_distances=False, return_indices=True)
-    nearest = (near_row + top) * w + (near_col + left)
-    importance = 2 - np.exp(math.log(0.5) / 5 * _background_distance(mask))
+    nearest = near_row.astype(np.intp)
+    nearest += top
+    nearest *= w
+    nearest += near_col
+    nearest += left
+    importance = _background_distance(mask)  # becomes 2 - exp(log(0.5) / 5 * d), in place
+    importance *= math.log(0.5) / 5
+    cv2.exp(importance, dst=importance)
+    np.subtract(2.0, importance, out=importance)
     importance[mask] = 0.0
     return WeightedFGround(
         n_fg=int(np.count_nonzero(mask)),
         window=window,
-        nearest=nearest.astype(np.intp),
+        nearest=nearest,
         fg_in_window=np.flatnonzero(inside),
         importance=importance.ravel(),
     )
