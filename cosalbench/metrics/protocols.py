@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from cosalbench import io
 from cosalbench.errors import CosalbenchError
+from cosalbench.imresize import imresize
 from cosalbench.metrics import measures, weighted_f
 from cosalbench.metrics.histogram import (
     at_or_above,
@@ -328,48 +329,6 @@ def _matlab_rgb2gray(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8)
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    ax = np.abs(x)
-    ax2, ax3 = ax * ax, ax * ax * ax
-    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
-    return near + far
-
-
-def _imresize_axis(image: np.ndarray, out_len: int, axis: int) -> np.ndarray:
-    """One pass of Matlab's ``imresize`` (bicubic, antialiased when shrinking), same integer class out."""
-    in_len = image.shape[axis]
-    scale = out_len / in_len
-    width = 4.0 / scale if scale < 1 else 4.0
-    u = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - width / 2)
-    index = left[:, None] + np.arange(int(math.ceil(width)) + 2)[None, :]
-    distance = u[:, None] - index
-    weights = scale * _cubic(scale * distance) if scale < 1 else _cubic(distance)
-    weights /= weights.sum(axis=1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
-    index = mirror[np.mod(index.astype(np.int64) - 1, mirror.size)]
-    keep = np.any(weights != 0, axis=0)
-    weights, index = weights[:, keep], index[:, keep]
-    moved = np.moveaxis(image, axis, 0).astype(np.float64)
-    out = np.zeros((out_len, *moved.shape[1:]))
-    for tap in range(weights.shape[1]):  # one tap at a time keeps memory at one output-sized array
-        out += weights[:, tap, None] * moved[index[:, tap]]
-    info = np.iinfo(image.dtype)
-    out = np.clip(np.floor(out + 0.5), info.min, info.max).astype(image.dtype)
-    return np.moveaxis(out, 0, axis)
-
-
-def matlab_imresize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Emulation of Matlab ``imresize(image, shape)``: bicubic, antialiased, dimension with the smaller
-    scale first, each pass rounded back to the integer class."""
-    scales = [shape[0] / image.shape[0], shape[1] / image.shape[1]]
-    for axis in np.argsort(scales, kind="stable"):
-        if image.shape[axis] != shape[axis]:
-            image = _imresize_axis(image, shape[axis], int(axis))
-    return image
-
-
 def _open_pil(path: str | Path) -> Image.Image:
     """Open and decode an image with Pillow; CosalbenchError on a missing or corrupt file."""
     path = Path(path)
@@ -410,7 +369,7 @@ class CosalMatlabProtocol(_BinaryGTProtocol):
         if pred.ndim == 3:
             pred = np.ascontiguousarray(pred[..., 0])
         if pred.shape != tuple(gt_shape):
-            pred = matlab_imresize(pred, tuple(gt_shape))
+            pred = imresize(pred, tuple(gt_shape))
         return pred
 
     def values(self, lo: int, hi: int, n_levels: int) -> np.ndarray:
