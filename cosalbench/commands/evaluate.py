@@ -24,6 +24,14 @@ from cosalbench.parallel import available_cpus
     help="Processes decoding and scoring images [default: every available CPU].",
 )
 @click.option("--wfm", is_flag=True, help="Also compute the weighted F-measure (slower).")
+@click.option(
+    "--metrics",
+    "measures",
+    default="",
+    metavar="NAMES",
+    help="Also compute PySODMetrics' FmeasureV2 measures, comma-separated: handlers (iou, dice, ber, kappa, "
+    "spec, sen, pre, rec, fpr, oa, fm: all forms) or single measures (maxiou, adpdice, overall_biiou, ...).",
+)
 @click.option("--strict", is_flag=True, help="Fail on any missing prediction instead of skipping it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result documents as JSON.")
 def evaluate(
@@ -34,12 +42,14 @@ def evaluate(
     out: Path,
     workers: int | None,
     wfm: bool,
+    measures: str,
     strict: bool,
     as_json: bool,
 ) -> None:
     """Evaluate PRED (a method folder PRED/<Dataset>/... or a folder of methods PRED/<method>/<Dataset>/...)."""
     plan = plan_evaluation(pred, datasets, data_root, strict)
-    documents = run_plan(plan, protocol, out, workers or available_cpus(), wfm)
+    names = [name.strip() for name in measures.split(",") if name.strip()]
+    documents = run_plan(plan, protocol, out, workers or available_cpus(), wfm, measures=names)
     if as_json:
         click.echo(results.documents_json(documents), nl=False)
         return

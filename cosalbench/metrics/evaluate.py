@@ -29,7 +29,7 @@ from tqdm import tqdm
 from cosalbench import layout
 from cosalbench.datasets import registry
 from cosalbench.errors import CosalbenchError
-from cosalbench.metrics import results
+from cosalbench.metrics import confusion, results
 from cosalbench.metrics.aggregate import aggregate_groups
 from cosalbench.metrics.allocator import keep_freed_memory
 from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
@@ -210,6 +210,7 @@ class _Packed:
     scalar_defined: np.ndarray  # (k, len(SCALAR_KEYS)) bool
     curves: np.ndarray  # (k, len(CURVE_KEYS), n_thresholds) float64
     curve_defined: np.ndarray  # (k, len(CURVE_KEYS)) bool
+    confusion: np.ndarray | None  # (k, row length) FmeasureV2 rows, when asked for and defined
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,9 @@ def _pack(slots: Sequence[tuple[int, int]], scores: Sequence[ImageScores], n_thr
             if curve is not None:
                 curves[i, j], curve_defined[i, j] = curve, True
     slot_array = np.array(slots, dtype=np.int64).reshape(k, 2)
-    return _Packed(slot_array, scalars, scalar_defined, curves, curve_defined)
+    rows = [score.confusion for score in scores]
+    confusion_rows = np.stack(rows) if rows and rows[0] is not None else None
+    return _Packed(slot_array, scalars, scalar_defined, curves, curve_defined, confusion_rows)
 
 
 def _unpack(packed: _Packed) -> list[ImageScores]:
@@ -263,25 +266,29 @@ def _unpack(packed: _Packed) -> list[ImageScores]:
             curves={
                 key: packed.curves[i, j] for j, key in enumerate(CURVE_KEYS) if packed.curve_defined[i, j]
             },
+            confusion=None if packed.confusion is None else packed.confusion[i],
         )
         for i in range(len(packed.scalars))
     ]
 
 
-def score_chunk(protocol: str, wfm: bool, chunk: Sequence[_ImageTask]) -> _Packed | _Failure:
+def score_chunk(
+    protocol: str, wfm: bool, chunk: Sequence[_ImageTask], measures: Sequence[str] = ()
+) -> _Packed | _Failure:
     """Decode and score ``[(gt_path, [(job, pair, pred_path), ...]), ...]`` with ``protocol``.
 
     Each GT is decoded and analysed once (:meth:`Protocol.prepare`) for all of its predictions; a bad
-    file gives a _Failure.
+    file gives a _Failure. ``measures`` are opt-in FmeasureV2 measures (:mod:`confusion`).
     """
     keep_freed_memory()
     spec = get_protocol(protocol)
+    handlers = confusion.handlers_of(measures)
     slots, scores = [], []
     for gt_path, preds in chunk:
         pred_path = preds[0][2]
         try:
             gt = _read(spec.read_gt, gt_path)
-            ground = spec.prepare(gt, wfm=wfm)
+            ground = spec.prepare(gt, wfm=wfm, confusion=handlers)
             for job, index, pred_path in preds:
                 pred = _read(spec.read_pred, pred_path, gt.shape[:2])
                 scores.append(spec.score_prepared(pred, ground))
@@ -318,11 +325,17 @@ def _chunks(tasks: Sequence[_ImageTask], workers: int) -> list[list[_ImageTask]]
 
 
 def score_jobs(
-    jobs: Sequence[Job], protocol: str, wfm: bool, pool: Any, workers: int, progress: bool
+    jobs: Sequence[Job],
+    protocol: str,
+    wfm: bool,
+    pool: Any,
+    workers: int,
+    progress: bool,
+    measures: Sequence[str] = (),
 ) -> list[list[ImageScores]]:
     """Scores of every pair of every job (in pair order), one GT pass for all jobs sharing a GT."""
     scores: list[list[ImageScores | None]] = [[None] * len(job.pairs) for job in jobs]
-    task = functools.partial(score_chunk, protocol, wfm)
+    task = functools.partial(score_chunk, protocol, wfm, measures=tuple(measures))
     for dataset in dict.fromkeys(job.dataset for job in jobs):
         members = [j for j, job in enumerate(jobs) if job.dataset == dataset]
         chunks = _chunks(_image_tasks([jobs[j] for j in members]), workers)
@@ -339,12 +352,39 @@ def score_jobs(
     return scores  # type: ignore[return-value]
 
 
-def _reduce(job: Job, protocol: str, scores: list[ImageScores]) -> results.Result:
+def _confusion_summary(
+    groups: Sequence[str], scores: Sequence[ImageScores], measures: Sequence[str], n_thresholds: int
+) -> dict:
+    """The opt-in FmeasureV2 measures of one job (all None where the protocol does not define them)."""
+    if scores[0].confusion is None:
+        undefined = dict.fromkeys(measures)
+        return {
+            "names": list(measures),
+            "image_mean": undefined,
+            "group_mean": undefined,
+            "groups": {group: undefined for group in groups},
+            "images": [undefined] * len(scores),
+        }
+    rows = np.stack([score.confusion for score in scores])
+    names = np.asarray(groups)
+    return {
+        "names": list(measures),
+        "image_mean": confusion.summarise(rows, measures, n_thresholds),
+        "group_mean": confusion.summarise(rows, measures, n_thresholds, groups),
+        "groups": {g: confusion.summarise(rows[names == g], measures, n_thresholds) for g in set(groups)},
+        "images": [confusion.summarise(row[None], measures, n_thresholds) for row in rows],
+    }
+
+
+def _reduce(
+    job: Job, protocol: str, scores: list[ImageScores], measures: Sequence[str] = ()
+) -> results.Result:
     spec = get_protocol(protocol)
     groups = [pair.group for pair in job.pairs]
     aggregated = aggregate_groups(scores, groups, spec)
     keys = [(pair.group, pair.stem) for pair in job.pairs]
-    return results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing)
+    extra = _confusion_summary(groups, scores, measures, len(spec.thresholds)) if measures else None
+    return results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing, extra)
 
 
 def run_plan(
@@ -355,15 +395,21 @@ def run_plan(
     wfm: bool = False,
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    measures: Sequence[str] = (),
 ) -> list[dict]:
     """Score every job of ``plan``; write all results under ``out`` once every one is complete.
 
     ``metadata`` (e.g. ``{"backbone": ...}`` from a model's predictor) is added to every document.
+    ``measures`` names opt-in FmeasureV2 measures (or handlers, see :mod:`cosalbench.metrics.confusion`).
     """
     get_protocol(protocol)  # fail on an unknown protocol before any decoding
+    measures = confusion.parse_measures(measures)
     with _pool(workers) as pool:
-        scores = score_jobs(plan.jobs, protocol, wfm, pool, workers, progress)
-    finished = [_reduce(job, protocol, job_scores) for job, job_scores in zip(plan.jobs, scores, strict=True)]
+        scores = score_jobs(plan.jobs, protocol, wfm, pool, workers, progress, measures)
+    finished = [
+        _reduce(job, protocol, job_scores, measures)
+        for job, job_scores in zip(plan.jobs, scores, strict=True)
+    ]
     for result in finished:
         result.document.update(metadata or {})
     if out is not None:
@@ -383,6 +429,7 @@ def evaluate_predictions(
     strict: bool = False,
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    measures: Sequence[str] = (),
 ) -> list[dict]:
     """Evaluate a method folder or a folder of methods on ``datasets``; one result document per pair.
 
@@ -391,4 +438,4 @@ def evaluate_predictions(
     per-image CSVs are written as ``<out>/<method>/<Dataset>.json|.images.csv`` after all are done.
     """
     plan = plan_evaluation(pred_root, datasets, data_root, strict)
-    return run_plan(plan, protocol, out, workers, wfm, progress, metadata)
+    return run_plan(plan, protocol, out, workers, wfm, progress, metadata, measures)

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from cosalbench import io
 from cosalbench.errors import CosalbenchError
 from cosalbench.imresize import imresize
-from cosalbench.metrics import measures, weighted_f
+from cosalbench.metrics import confusion, measures, weighted_f
 from cosalbench.metrics.histogram import (
     at_or_above,
     class_quadrant_index,
@@ -56,6 +56,7 @@ class ImageScores:
 
     scalars: dict[str, float | None]
     curves: dict[str, np.ndarray]
+    confusion: np.ndarray | None = None  # FmeasureV2 measures' row (confusion.image_row), when asked for
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +75,7 @@ class GroundTruth:
     n_classes: int
     wfm: bool = False
     weighted_f: weighted_f.WeightedFGround | None = field(default=None, repr=False)
+    confusion: tuple[str, ...] = ()  # FmeasureV2 handlers to compute (see cosalbench.metrics.confusion)
     classes: np.ndarray | None = field(default=None, repr=False)  # soft GT: the grey level of each class
     present: list[int] | None = None  # soft GT: the grey levels it holds
 
@@ -94,17 +96,22 @@ class Protocol:
         """The prediction converted to one channel and resized to ``gt_shape`` as the reference does."""
         raise NotImplementedError
 
-    def prepare(self, gt: np.ndarray, *, wfm: bool = False) -> GroundTruth:
-        """Analyse a GT (as returned by ``read_gt``) once for any number of predictions."""
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()) -> GroundTruth:
+        """Analyse a GT (as returned by ``read_gt``) once for any number of predictions.
+
+        ``confusion`` names FmeasureV2 handlers to compute too, where the protocol defines them.
+        """
         raise NotImplementedError
 
     def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
         """Score one prediction (as returned by ``read_pred``) against a prepared GT."""
         raise NotImplementedError
 
-    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
+    def score(
+        self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()
+    ) -> ImageScores:
         """Score one prediction against its GT (both as returned by ``read_pred``/``read_gt``)."""
-        return self.score_prepared(pred, self.prepare(gt, wfm=wfm))
+        return self.score_prepared(pred, self.prepare(gt, wfm=wfm, confusion=confusion))
 
     def auc(self, tpr: np.ndarray, fpr: np.ndarray) -> float | None:
         """AUC of (mean) ROC curves in ascending threshold order, or None where the reference has none."""
@@ -155,6 +162,7 @@ class _BinaryGTProtocol(Protocol):
     e_strict: bool = False  # E binarised with ``>`` (Matlab) instead of ``>=``
     clamp_adaptive_e: bool = True  # adaptive E threshold min(2 mean, 1) (PySOD) or 2 mean (Matlab)
     empty_wfm: float = 0.0
+    confusion_measures: bool = False  # whether FmeasureV2's measures are defined (PySODMetrics only)
 
     def values(self, lo: int, hi: int, n_levels: int) -> np.ndarray:
         """Per-level normalised prediction values (min-max stretched as the reference does)."""
@@ -176,7 +184,7 @@ class _BinaryGTProtocol(Protocol):
         """Override for the mean of a constant-prediction quadrant (None: the exact level value)."""
         return None
 
-    def prepare(self, gt: np.ndarray, *, wfm: bool = False) -> GroundTruth:
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()) -> GroundTruth:
         _check_gt(gt)
         mask = np.greater(gt, 128)
         rows = _line_counts(mask, 1)
@@ -185,7 +193,9 @@ class _BinaryGTProtocol(Protocol):
             (0, 0) if n_fg in (0, gt.size) else (self.centroid(rows), self.centroid(_line_counts(mask, 0)))
         )
         terms = weighted_f.ground_terms(mask) if wfm else None
-        return GroundTruth(gt.shape, n_fg, split, class_quadrant_index(mask, 2, split), 2, wfm, terms)
+        index = class_quadrant_index(mask, 2, split)
+        handlers = tuple(confusion) if self.confusion_measures else ()
+        return GroundTruth(gt.shape, n_fg, split, index, 2, wfm, terms, confusion=handlers)
 
     def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
         _check_pred(pred, ground.shape, self.pred_dtypes)
@@ -250,7 +260,13 @@ class _BinaryGTProtocol(Protocol):
             else None,
         }
         scalars.update(measures.curve_summary(curves))
-        return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves)
+        row = None
+        if ground.confusion:
+            binary = at_or_above(tails, threshold_cuts(values, np.array([0.5]), strict=True))[::-1, 0]
+            curve = np.stack([fg[:n_curve], bg[:n_curve]])
+            adaptive = np.array([fg[n_curve], bg[n_curve]])
+            row = confusion.image_row(ground.confusion, curve, adaptive, binary, n_fg, n)
+        return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves, row)
 
 
 def _quadrant_slices(split: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
@@ -420,7 +436,7 @@ class EvalCoSODProtocol(Protocol):
             pred = pred.resize(size, Image.BILINEAR)
         return np.asarray(pred)
 
-    def prepare(self, gt: np.ndarray, *, wfm: bool = False) -> GroundTruth:
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()) -> GroundTruth:
         _check_gt(gt)
         h, w = gt.shape
         gt_levels = cv2.calcHist([gt], [0], None, [256], [0, 256]).ravel()
@@ -503,7 +519,9 @@ class EvalCoSODProtocol(Protocol):
 
 
 _REGISTRY: dict[str, Protocol] = {
-    "pysodmetrics": PySODMetricsProtocol("pysodmetrics", "image_mean", np.arange(256) / 255),
+    "pysodmetrics": PySODMetricsProtocol(
+        "pysodmetrics", "image_mean", np.arange(256) / 255, confusion_measures=True
+    ),
     "eval-co-sod": EvalCoSODProtocol("eval-co-sod", "image_mean", _eval_co_sod_thresholds()),
     "cosal-matlab": CosalMatlabProtocol(
         "cosal-matlab",
