@@ -32,6 +32,9 @@ from cosalbench.parallel import available_cpus
     help="Also compute PySODMetrics' FmeasureV2 measures, comma-separated: handlers (iou, dice, ber, kappa, "
     "spec, sen, pre, rec, fpr, oa, fm: all forms) or single measures (maxiou, adpdice, overall_biiou, ...).",
 )
+@click.option(
+    "--overwrite", is_flag=True, help="Rescore every result, even those whose inputs are unchanged."
+)
 @click.option("--strict", is_flag=True, help="Fail on any missing prediction instead of skipping it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result documents as JSON.")
 def evaluate(
@@ -43,13 +46,24 @@ def evaluate(
     workers: int | None,
     wfm: bool,
     measures: str,
+    overwrite: bool,
     strict: bool,
     as_json: bool,
 ) -> None:
     """Evaluate PRED (a method folder PRED/<Dataset>/... or a folder of methods PRED/<method>/<Dataset>/...)."""
     plan = plan_evaluation(pred, datasets, data_root, strict)
     names = [name.strip() for name in measures.split(",") if name.strip()]
-    documents = run_plan(plan, protocol, out, workers or available_cpus(), wfm, measures=names)
+    reused: list[str] = []
+    documents = run_plan(
+        plan,
+        protocol,
+        out,
+        workers or available_cpus(),
+        wfm,
+        measures=names,
+        overwrite=overwrite,
+        reused=reused,
+    )
     if as_json:
         click.echo(results.documents_json(documents), nl=False)
         return
@@ -57,6 +71,12 @@ def evaluate(
     for skipped in plan.skipped:
         click.echo(f"skipped {skipped}: no prediction folder")
     click.echo(results.render_notes(documents), nl=False)
+    if reused:
+        click.echo(
+            f"reused {len(reused)} of {len(documents)} results (inputs and options unchanged; --overwrite "
+            f"rescores): {', '.join(reused)}"
+        )
     for doc in documents:
         json_path, csv_path = results.result_paths(out, doc["method"], doc["dataset"])
-        click.echo(f"wrote {json_path} and {csv_path.name}")
+        verb = "kept" if f"{doc['method']}/{doc['dataset']}" in reused else "wrote"
+        click.echo(f"{verb} {json_path} and {csv_path.name}")

@@ -15,6 +15,7 @@ variants and its registry aliases.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from cosalbench.errors import CosalbenchError
 from cosalbench.metrics import confusion, results
 from cosalbench.metrics.aggregate import aggregate_groups
 from cosalbench.metrics.allocator import keep_freed_memory
+from cosalbench.metrics.fingerprint import job_fingerprint, stored_fingerprint, write_fingerprint
 from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
 from cosalbench.parallel import process_pool
 
@@ -387,6 +389,17 @@ def _reduce(
     return results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing, extra)
 
 
+def _reusable(out: Path, job: Job, fingerprint: str) -> dict | None:
+    """The stored document of ``job`` when its recorded fingerprint matches and its files exist."""
+    json_path, csv_path = results.result_paths(out, job.method, job.dataset)
+    if not csv_path.is_file() or stored_fingerprint(json_path) != fingerprint:
+        return None
+    try:
+        return json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def run_plan(
     plan: Plan,
     protocol: str = "pysodmetrics",
@@ -396,26 +409,46 @@ def run_plan(
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
     measures: Sequence[str] = (),
+    overwrite: bool = False,
+    reused: list[str] | None = None,
 ) -> list[dict]:
     """Score every job of ``plan``; write all results under ``out`` once every one is complete.
 
     ``metadata`` (e.g. ``{"backbone": ...}`` from a model's predictor) is added to every document.
     ``measures`` names opt-in FmeasureV2 measures (or handlers, see :mod:`cosalbench.metrics.confusion`).
+    With ``out``, a job whose inputs and options match the fingerprint recorded beside its result is
+    not rescored (its stored document is returned and ``"method/dataset"`` appended to ``reused``)
+    unless ``overwrite``.
     """
     get_protocol(protocol)  # fail on an unknown protocol before any decoding
     measures = confusion.parse_measures(measures)
-    with _pool(workers) as pool:
-        scores = score_jobs(plan.jobs, protocol, wfm, pool, workers, progress, measures)
+    options = {"protocol": protocol, "wfm": wfm, "measures": list(measures), "metadata": dict(metadata or {})}
+    cache: dict[Path, str] = {}
+    fingerprints = [job_fingerprint(job, options, cache) for job in plan.jobs] if out is not None else []
+    documents: list[dict | None] = [None] * len(plan.jobs)
+    if out is not None and not overwrite:
+        for index, job in enumerate(plan.jobs):
+            documents[index] = _reusable(Path(out), job, fingerprints[index])
+            if documents[index] is not None and reused is not None:
+                reused.append(f"{job.method}/{job.dataset}")
+    todo = [index for index, document in enumerate(documents) if document is None]
+    jobs = [plan.jobs[index] for index in todo]
+    scores: list[list[ImageScores]] = []
+    if jobs:
+        with _pool(workers) as pool:
+            scores = score_jobs(jobs, protocol, wfm, pool, workers, progress, measures)
     finished = [
-        _reduce(job, protocol, job_scores, measures)
-        for job, job_scores in zip(plan.jobs, scores, strict=True)
+        _reduce(job, protocol, job_scores, measures) for job, job_scores in zip(jobs, scores, strict=True)
     ]
     for result in finished:
         result.document.update(metadata or {})
     if out is not None:
-        for result in finished:
-            results.write_result(Path(out), result)
-    return [result.document for result in finished]
+        for index, result in zip(todo, finished, strict=True):
+            json_path, _ = results.write_result(Path(out), result)
+            write_fingerprint(json_path, fingerprints[index], options, len(plan.jobs[index].pairs))
+    for index, result in zip(todo, finished, strict=True):
+        documents[index] = result.document
+    return documents  # type: ignore[return-value]
 
 
 def evaluate_predictions(
@@ -430,6 +463,7 @@ def evaluate_predictions(
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
     measures: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> list[dict]:
     """Evaluate a method folder or a folder of methods on ``datasets``; one result document per pair.
 
@@ -438,4 +472,4 @@ def evaluate_predictions(
     per-image CSVs are written as ``<out>/<method>/<Dataset>.json|.images.csv`` after all are done.
     """
     plan = plan_evaluation(pred_root, datasets, data_root, strict)
-    return run_plan(plan, protocol, out, workers, wfm, progress, metadata, measures)
+    return run_plan(plan, protocol, out, workers, wfm, progress, metadata, measures, overwrite)
