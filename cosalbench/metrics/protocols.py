@@ -11,6 +11,7 @@ uses. ``docs/metrics.md`` lists every convention and where the protocols differ.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -207,7 +208,9 @@ class _BinaryGTProtocol(Protocol):
         totals = quadrants.sum(axis=0)  # (bg, fg) x levels
         level_counts = totals[0] + totals[1]
         present = np.flatnonzero(level_counts)
-        values = self.values(int(present[0]), int(present[-1]), n_levels)
+        values, curve_cuts, strict_curve_cuts = _level_tables(
+            self, int(present[0]), int(present[-1]), n_levels
+        )
         tails = tail_sums(totals)
 
         hist_mean, std = _mean_std(level_counts, values, n)
@@ -216,7 +219,7 @@ class _BinaryGTProtocol(Protocol):
         # F-type binarisations: the curve, adaptive 2*mean, mean + std (cosalbench's adpfm_meanstd)
         f_cuts = np.concatenate(
             [
-                threshold_cuts(self.curve_keys(values), self.thresholds),
+                curve_cuts,
                 threshold_cuts(values, np.array([min(2 * mean, 1.0), min(hist_mean + std, 1.0)])),
             ]
         )
@@ -227,7 +230,7 @@ class _BinaryGTProtocol(Protocol):
         e_cuts = f_cuts[: n_curve + 1].copy()
         e_cuts[n_curve] = threshold_cuts(values, np.array([e_threshold]), strict=self.e_strict)[0]
         if self.e_strict:
-            e_cuts[:n_curve] = threshold_cuts(self.curve_keys(values), self.thresholds, strict=True)
+            e_cuts[:n_curve] = strict_curve_cuts
         e_bg, e_fg = at_or_above(tails, e_cuts)
         em = measures.e_measure_binary(e_fg, e_bg, n_fg, n)
         tpr, fpr = measures.roc_rates(fg[:n_curve], bg[:n_curve], n_fg, n - n_fg)
@@ -267,6 +270,36 @@ class _BinaryGTProtocol(Protocol):
             adaptive = np.array([fg[n_curve], bg[n_curve]])
             row = confusion.image_row(ground.confusion, curve, adaptive, binary, n_fg, n)
         return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves, row)
+
+
+def _level_tables(protocol: _BinaryGTProtocol, lo: int, hi: int, n_levels: int) -> tuple[np.ndarray, ...]:
+    """Per-level values and the curve's cut levels (``>=`` and ``>``) for a map spanning levels lo..hi.
+
+    They depend on (lo, hi) only, and most 8-bit maps share a few ranges (often 0..255): those are cached.
+    """
+    if n_levels == 256:
+        return _cached_level_tables(protocol, lo, hi)
+    return _compute_level_tables(protocol, lo, hi, n_levels)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_level_tables(protocol: _BinaryGTProtocol, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    return _compute_level_tables(protocol, lo, hi, 256)
+
+
+def _compute_level_tables(
+    protocol: _BinaryGTProtocol, lo: int, hi: int, n_levels: int
+) -> tuple[np.ndarray, ...]:
+    values = protocol.values(lo, hi, n_levels)
+    keys = protocol.curve_keys(values)
+    tables = (
+        values,
+        threshold_cuts(keys, protocol.thresholds),
+        threshold_cuts(keys, protocol.thresholds, strict=True),
+    )
+    for table in tables:
+        table.flags.writeable = False
+    return tables
 
 
 def _quadrant_slices(split: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
