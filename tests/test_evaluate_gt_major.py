@@ -61,7 +61,7 @@ def test_all_methods_together_equal_one_by_one(
     for method in METHODS:
         evaluate_predictions(root / "preds" / method, ["Tiny"], out=alone, workers=1, **options)
     written = _files(together)
-    assert len(written) == 2 * len(METHODS)
+    assert len(written) == 3 * len(METHODS)  # JSON, CSV and input fingerprint per method
     assert written == _files(alone)
 
 
