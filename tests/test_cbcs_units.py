@@ -8,6 +8,7 @@ import pytest
 from cosalbench.baselines import cbcs
 from cosalbench.baselines.colour import matlab_round, rgb_to_lab, rounded_lab
 from cosalbench.baselines.kmeans import distinct_rows, kmeans_pp
+from cosalbench.imresize import imresize
 
 
 class Draws:
@@ -67,23 +68,23 @@ def test_lab_grey_and_matlab_rounding() -> None:
 def test_imresize_ramp_oracle() -> None:
     ramp = (7 * np.arange(35).reshape(5, 7)).astype(np.uint8)
     expected = [[16, 29, 41, 54], [100, 113, 125, 138], [184, 197, 209, 222]]
-    np.testing.assert_array_equal(cbcs.matlab_imresize(ramp, 3, 4), expected)
+    np.testing.assert_array_equal(imresize(ramp, (3, 4)), expected)
 
 
 def test_imresize_pass_order_follows_smaller_scale() -> None:
     image = np.random.default_rng(3).integers(0, 256, (37, 53, 3)).astype(np.uint8)
     # rows shrink 37 -> 11 (0.30), columns 53 -> 31 (0.58): rows go first
-    rows_first = cbcs.matlab_imresize(cbcs.matlab_imresize(image, 11, 53), 11, 31)
-    cols_first = cbcs.matlab_imresize(cbcs.matlab_imresize(image, 37, 31), 11, 31)
-    np.testing.assert_array_equal(cbcs.matlab_imresize(image, 11, 31), rows_first)
+    rows_first = imresize(imresize(image, (11, 53)), (11, 31))
+    cols_first = imresize(imresize(image, (37, 31)), (11, 31))
+    np.testing.assert_array_equal(imresize(image, (11, 31)), rows_first)
     assert not np.array_equal(rows_first, cols_first)
 
 
 def test_imresize_float_keeps_constant_and_identity() -> None:
     flat = np.full((200, 200), 0.25)
-    np.testing.assert_allclose(cbcs.matlab_imresize(flat, 37, 512), 0.25, rtol=1e-12)
+    np.testing.assert_allclose(imresize(flat, (37, 512)), 0.25, rtol=1e-12)
     image = np.random.default_rng(0).integers(0, 256, (9, 8)).astype(np.uint8)
-    np.testing.assert_array_equal(cbcs.matlab_imresize(image, 9, 8), image)
+    np.testing.assert_array_equal(imresize(image, (9, 8)), image)
 
 
 # --------------------------------------------------------------------------- 4. k-means++

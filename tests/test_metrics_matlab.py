@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cosalbench.imresize import imresize as matlab_imresize
 from cosalbench.metrics.aggregate import aggregate_groups
-from cosalbench.metrics.protocols import CURVE_KEYS, get_protocol, matlab_imresize
+from cosalbench.metrics.protocols import CURVE_KEYS, get_protocol
 from tests.test_metrics_pysod_parity import degenerate_pairs, random_pairs
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")

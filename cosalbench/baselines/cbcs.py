@@ -39,6 +39,7 @@ from cosalbench.baselines.kmeans import kmeans_pp
 from cosalbench.datasets import registry
 from cosalbench.datasets.inputs import entry_problem, plain_folder_name, refuse_unreadable
 from cosalbench.errors import CosalbenchError
+from cosalbench.imresize import imresize
 from cosalbench.parallel import process_pool
 
 PARAMS_FILE = "cbcs.json"
@@ -61,64 +62,6 @@ class CBCSParams:
         """K of the group k-means for ``n_images`` images."""
         wanted = self.group_clusters_per_image * n_images
         return min(max(wanted, self.min_group_clusters), self.max_group_clusters)
-
-
-# --------------------------------------------------------------------------- Matlab imresize
-
-
-def _cubic(x: np.ndarray) -> np.ndarray:
-    """Keys' cubic kernel with a = -0.5 (Matlab's ``cubic``)."""
-    ax = np.abs(x)
-    ax2, ax3 = ax**2, ax**3
-    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * (
-        (ax > 1) & (ax <= 2)
-    )
-
-
-def _contributions(in_length: int, out_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Matlab ``imresize`` tap weights and 0-based source indices (``out x taps``), antialiased."""
-    scale = out_length / in_length
-    width = 4.0 / scale if scale < 1 else 4.0
-    x = np.arange(1, out_length + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = np.floor(u - width / 2.0)
-    indices = left[:, None] + np.arange(int(np.ceil(width)) + 2)[None, :]
-    distance = u[:, None] - indices
-    weights = scale * _cubic(scale * distance) if scale < 1 else _cubic(distance)
-    weights = weights / weights.sum(axis=1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_length), np.arange(in_length)[::-1]])
-    indices = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_length)]
-    keep = np.any(weights != 0, axis=0)
-    return weights[:, keep], indices[:, keep]
-
-
-def _resize_axis(image: np.ndarray, length: int, axis: int, to_uint8: bool) -> np.ndarray:
-    """One ``imresize`` pass along ``axis``: taps summed in order, uint8 rounded half up if asked."""
-    weights, indices = _contributions(image.shape[axis], length)
-    source = np.moveaxis(image, axis, 0).astype(np.float64)
-    shape = (length,) + (1,) * (source.ndim - 1)
-    out = np.zeros((length, *source.shape[1:]))
-    for tap in range(weights.shape[1]):
-        out += weights[:, tap].reshape(shape) * source[indices[:, tap]]
-    if to_uint8:
-        out = np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
-    return np.moveaxis(out, 0, axis)
-
-
-def matlab_imresize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Matlab ``imresize(image, [height width])`` (bicubic, antialiased when shrinking).
-
-    The dimension with the smaller scale factor is resized first (rows on a tie). uint8 input is
-    rounded and clipped after each pass and returned as uint8; float input stays float64.
-    """
-    to_uint8 = image.dtype == np.uint8
-    scales = (height / image.shape[0], width / image.shape[1])
-    out = image
-    for axis in sorted((0, 1), key=lambda a: scales[a]):
-        target = (height, width)[axis]
-        if out.shape[axis] != target:
-            out = _resize_axis(out, target, axis, to_uint8)
-    return out if to_uint8 else out.astype(np.float64)
 
 
 # --------------------------------------------------------------------------- cues
@@ -210,7 +153,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 def _features(image: np.ndarray, scale: int) -> np.ndarray:
     """Rounded Lab of the S x S resized image, pixels in column-major order (``S*S x 3``)."""
-    rgb = matlab_imresize(to_rgb(image), scale, scale)
+    rgb = imresize(to_rgb(image), (scale, scale))
     return rounded_lab(rgb).transpose(1, 0, 2).reshape(-1, 3)
 
 
@@ -299,7 +242,7 @@ def work_maps(
 
 def _to_original(work_map: np.ndarray, height: int, width: int, stretch: bool) -> np.ndarray:
     """Resize a work-resolution map to ``height x width`` (Matlab bicubic), clamp (or stretch) to [0, 1]."""
-    out = np.clip(matlab_imresize(work_map, height, width), 0.0, 1.0)
+    out = np.clip(imresize(work_map, (height, width)), 0.0, 1.0)
     if stretch:
         low, high = out.min(), out.max()
         out = (out - low) / (high - low) if high > low else np.zeros_like(out)

@@ -30,6 +30,17 @@ from cosalbench.parallel import available_cpus
     help="Processes decoding and scoring images [default: every available CPU].",
 )
 @click.option("--wfm", is_flag=True, help="Also compute the weighted F-measure (slower).")
+@click.option(
+    "--metrics",
+    "measures",
+    default="",
+    metavar="NAMES",
+    help="Also compute PySODMetrics' FmeasureV2 measures, comma-separated: handlers (iou, dice, ber, kappa, "
+    "spec, sen, pre, rec, fpr, oa, fm: all forms) or single measures (maxiou, adpdice, overall_biiou, ...).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Rescore every result, even those whose inputs are unchanged."
+)
 @click.option("--strict", is_flag=True, help="Fail on any missing prediction instead of skipping it.")
 @click.option(
     "--allow-incomplete-gt",
@@ -52,6 +63,8 @@ def evaluate(
     out: Path,
     workers: int | None,
     wfm: bool,
+    measures: str,
+    overwrite: bool,
     strict: bool,
     allow_incomplete_gt: bool,
     pred_ext: str | None,
@@ -59,15 +72,26 @@ def evaluate(
 ) -> None:
     """Evaluate PRED (a method folder PRED/<Dataset>/... or a folder of methods PRED/<method>/<Dataset>/...)."""
     plan = plan_evaluation(pred, datasets, data_root, strict, allow_incomplete_gt, pred_ext)
+    names = [name.strip() for name in measures.split(",") if name.strip()]
     protocols = PROTOCOLS if protocol == "all" else (protocol,)
     outs = {name: out / name if protocol == "all" else out for name in protocols}
     for name in protocols:
         check_outputs(outs[name], plan)
-    documents = [
-        doc
-        for name in protocols
-        for doc in run_plan(plan, name, outs[name], workers or available_cpus(), wfm)
-    ]
+    documents: list[dict] = []
+    reused: set[tuple[str, str]] = set()  # (protocol, "method/dataset") kept from an earlier run
+    for name in protocols:
+        kept: list[str] = []
+        documents += run_plan(
+            plan,
+            name,
+            outs[name],
+            workers or available_cpus(),
+            wfm,
+            measures=names,
+            overwrite=overwrite,
+            reused=kept,
+        )
+        reused.update((name, key) for key in kept)
     if as_json:
         click.echo(results.documents_json(documents), nl=False)
     else:
@@ -75,8 +99,14 @@ def evaluate(
             click.echo(results.render_table([doc for doc in documents if doc["protocol"] == name]))
     notes = [f"skipped {skipped}: no prediction folder" for skipped in plan.skipped]
     notes += results.render_notes(documents).splitlines()
+    if reused:
+        notes.append(
+            f"reused {len(reused)} of {len(documents)} results (inputs and options unchanged; --overwrite "
+            f"rescores): {', '.join(sorted(key for _, key in reused))}"
+        )
     for doc in documents:
         json_path, csv_path = results.result_paths(outs[doc["protocol"]], doc["method"], doc["dataset"])
-        notes.append(f"wrote {json_path} and {csv_path.name}")
+        verb = "kept" if (doc["protocol"], f"{doc['method']}/{doc['dataset']}") in reused else "wrote"
+        notes.append(f"{verb} {json_path} and {csv_path.name}")
     for line in notes:
         click.echo(line, err=as_json)

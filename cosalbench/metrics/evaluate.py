@@ -20,6 +20,7 @@ all together or not at all.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,8 +36,10 @@ from tqdm import tqdm
 from cosalbench import layout
 from cosalbench.datasets import registry
 from cosalbench.errors import CosalbenchError, from_os_error
-from cosalbench.metrics import results
+from cosalbench.metrics import confusion, results
 from cosalbench.metrics.aggregate import aggregate_groups
+from cosalbench.metrics.allocator import keep_freed_memory
+from cosalbench.metrics.fingerprint import job_fingerprint, stored_fingerprint, write_fingerprint
 from cosalbench.metrics.ground_truth import GroundTruth, checked_ground_truth
 from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
 from cosalbench.parallel import process_pool
@@ -298,12 +301,14 @@ def plan_evaluation(
 
 @dataclass(frozen=True)
 class _Packed:
-    """Scores of a chunk of images as a few arrays (cheap to pickle); NaN + ``False`` for undefined."""
+    """Scores of a chunk of pairs as a few arrays (cheap to pickle); NaN + ``False`` for undefined."""
 
+    slots: np.ndarray  # (k, 2) int: (job index, pair index) of each row
     scalars: np.ndarray  # (k, len(SCALAR_KEYS)) float64
     scalar_defined: np.ndarray  # (k, len(SCALAR_KEYS)) bool
     curves: np.ndarray  # (k, len(CURVE_KEYS), n_thresholds) float64
     curve_defined: np.ndarray  # (k, len(CURVE_KEYS)) bool
+    confusion: np.ndarray | None  # (k, row length) FmeasureV2 rows, when asked for and defined
 
 
 @dataclass(frozen=True)
@@ -315,6 +320,10 @@ class _Failure:
     hint: str | None
 
 
+# one worker task: a GT and every method's prediction of it, each with its (job index, pair index)
+_ImageTask = tuple[str, list[tuple[int, int, str]]]
+
+
 def _read(reader: Any, path: str, *args: Any) -> np.ndarray:
     try:
         return reader(path, *args)
@@ -324,7 +333,7 @@ def _read(reader: Any, path: str, *args: Any) -> np.ndarray:
         raise CosalbenchError(path, f"cannot read image ({exc})") from exc
 
 
-def _pack(scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
+def _pack(slots: Sequence[tuple[int, int]], scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
     k = len(scores)
     scalars = np.full((k, len(SCALAR_KEYS)), np.nan)
     scalar_defined = np.zeros((k, len(SCALAR_KEYS)), bool)
@@ -339,7 +348,10 @@ def _pack(scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
             curve = score.curves.get(key)
             if curve is not None:
                 curves[i, j], curve_defined[i, j] = curve, True
-    return _Packed(scalars, scalar_defined, curves, curve_defined)
+    slot_array = np.array(slots, dtype=np.int64).reshape(k, 2)
+    rows = [score.confusion for score in scores]
+    confusion_rows = np.stack(rows) if rows and rows[0] is not None else None
+    return _Packed(slot_array, scalars, scalar_defined, curves, curve_defined, confusion_rows)
 
 
 def _unpack(packed: _Packed) -> list[ImageScores]:
@@ -352,23 +364,36 @@ def _unpack(packed: _Packed) -> list[ImageScores]:
             curves={
                 key: packed.curves[i, j] for j, key in enumerate(CURVE_KEYS) if packed.curve_defined[i, j]
             },
+            confusion=None if packed.confusion is None else packed.confusion[i],
         )
         for i in range(len(packed.scalars))
     ]
 
 
-def score_chunk(protocol: str, wfm: bool, chunk: Sequence[tuple[str, str]]) -> _Packed | _Failure:
-    """Decode and score ``[(gt_path, pred_path), ...]`` with ``protocol``; a bad file gives a _Failure."""
+def score_chunk(
+    protocol: str, wfm: bool, chunk: Sequence[_ImageTask], measures: Sequence[str] = ()
+) -> _Packed | _Failure:
+    """Decode and score ``[(gt_path, [(job, pair, pred_path), ...]), ...]`` with ``protocol``.
+
+    Each GT is decoded and analysed once (:meth:`Protocol.prepare`) for all of its predictions; a bad
+    file gives a _Failure. ``measures`` are opt-in FmeasureV2 measures (:mod:`confusion`).
+    """
+    keep_freed_memory()
     spec = get_protocol(protocol)
-    scores = []
-    for gt_path, pred_path in chunk:
+    handlers = confusion.handlers_of(measures)
+    slots, scores = [], []
+    for gt_path, preds in chunk:
+        pred_path = preds[0][2]
         try:
             gt = _read(spec.read_gt, gt_path)
-            pred = _read(spec.read_pred, pred_path, gt.shape[:2])
-            scores.append(spec.score(pred, gt, wfm=wfm))
+            ground = spec.prepare(gt, wfm=wfm, confusion=handlers)
+            for job, index, pred_path in preds:
+                pred = _read(spec.read_pred, pred_path, gt.shape[:2])
+                scores.append(spec.score_prepared(pred, ground))
+                slots.append((job, index))
         except CosalbenchError as exc:  # a scoring error names no file: it is the prediction's
             return _Failure(exc.path or pred_path, exc.problem, exc.hint)
-    return _pack(scores, len(spec.thresholds))
+    return _pack(slots, scores, len(spec.thresholds))
 
 
 @contextmanager
@@ -381,38 +406,96 @@ def _pool(workers: int) -> Iterator[Any]:
         yield pool
 
 
-def _chunks(pairs: Sequence[Pair], workers: int) -> list[list[tuple[str, str]]]:
-    size = max(1, min(MAX_CHUNK, -(-len(pairs) // (4 * max(1, workers)))))
-    items = [(str(p.gt), str(p.pred)) for p in pairs]
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _image_tasks(jobs: Sequence[Job]) -> list[_ImageTask]:
+    """One task per GT mask: the predictions of every job for it, GTs in first-seen order."""
+    by_gt: dict[Path, list[tuple[int, int, str]]] = {}
+    for j, job in enumerate(jobs):
+        for k, pair in enumerate(job.pairs):
+            by_gt.setdefault(pair.gt, []).append((j, k, str(pair.pred)))
+    return [(str(gt), preds) for gt, preds in by_gt.items()]
 
 
-def score_job(
-    job: Job, protocol: str, wfm: bool, pool: Any, workers: int, progress: bool
-) -> list[ImageScores]:
-    """Scores of every pair of ``job``, in pair order whatever the number of workers."""
-    chunks = _chunks(job.pairs, workers)
-    task = functools.partial(score_chunk, protocol, wfm)
-    outputs = pool.imap(task, chunks) if pool is not None else map(task, chunks)
-    scores: list[ImageScores] = []
-    desc = f"{job.method}/{job.dataset}"
-    with tqdm(total=len(job.pairs), desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
-        for chunk, packed in zip(chunks, outputs, strict=True):
-            if isinstance(packed, _Failure):
-                raise CosalbenchError(packed.path, packed.problem, packed.hint)
-            scores.extend(_unpack(packed))
-            bar.update(len(chunk))
-    return scores
+def _chunks(tasks: Sequence[_ImageTask], workers: int) -> list[list[_ImageTask]]:
+    """Chunks of about MAX_CHUNK pairs (at least one GT), at least four per worker when there are enough."""
+    per_image = max(1, round(sum(len(preds) for _, preds in tasks) / max(1, len(tasks))))
+    size = max(1, min(-(-MAX_CHUNK // per_image), -(-len(tasks) // (4 * max(1, workers)))))
+    return [list(tasks[i : i + size]) for i in range(0, len(tasks), size)]
 
 
-def _reduce(job: Job, protocol: str, scores: list[ImageScores]) -> results.Result:
+def score_jobs(
+    jobs: Sequence[Job],
+    protocol: str,
+    wfm: bool,
+    pool: Any,
+    workers: int,
+    progress: bool,
+    measures: Sequence[str] = (),
+) -> list[list[ImageScores]]:
+    """Scores of every pair of every job (in pair order), one GT pass for all jobs sharing a GT."""
+    scores: list[list[ImageScores | None]] = [[None] * len(job.pairs) for job in jobs]
+    task = functools.partial(score_chunk, protocol, wfm, measures=tuple(measures))
+    for dataset in dict.fromkeys(job.dataset for job in jobs):
+        members = [j for j, job in enumerate(jobs) if job.dataset == dataset]
+        chunks = _chunks(_image_tasks([jobs[j] for j in members]), workers)
+        outputs = pool.imap(task, chunks) if pool is not None else map(task, chunks)
+        total = sum(len(jobs[j].pairs) for j in members)
+        desc = f"{dataset} ({len(members)} method{'s' if len(members) > 1 else ''})"
+        with tqdm(total=total, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
+            for packed in outputs:
+                if isinstance(packed, _Failure):
+                    raise CosalbenchError(packed.path, packed.problem, packed.hint)
+                for (member, index), score in zip(packed.slots.tolist(), _unpack(packed), strict=True):
+                    scores[members[member]][index] = score
+                bar.update(len(packed.slots))
+    return scores  # type: ignore[return-value]
+
+
+def _confusion_summary(
+    groups: Sequence[str], scores: Sequence[ImageScores], measures: Sequence[str], n_thresholds: int
+) -> dict:
+    """The opt-in FmeasureV2 measures of one job (all None where the protocol does not define them)."""
+    if scores[0].confusion is None:
+        undefined = dict.fromkeys(measures)
+        return {
+            "names": list(measures),
+            "image_mean": undefined,
+            "group_mean": undefined,
+            "groups": {group: undefined for group in groups},
+            "images": [undefined] * len(scores),
+        }
+    rows = np.stack([score.confusion for score in scores])
+    names = np.asarray(groups)
+    return {
+        "names": list(measures),
+        "image_mean": confusion.summarise(rows, measures, n_thresholds),
+        "group_mean": confusion.summarise(rows, measures, n_thresholds, groups),
+        "groups": {g: confusion.summarise(rows[names == g], measures, n_thresholds) for g in set(groups)},
+        "images": [confusion.summarise(row[None], measures, n_thresholds) for row in rows],
+    }
+
+
+def _reduce(
+    job: Job, protocol: str, scores: list[ImageScores], measures: Sequence[str] = ()
+) -> results.Result:
     spec = get_protocol(protocol)
     groups = [pair.group for pair in job.pairs]
     aggregated = aggregate_groups(scores, groups, spec)
     keys = [(pair.group, pair.stem) for pair in job.pairs]
-    result = results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing)
+    extra = _confusion_summary(groups, scores, measures, len(spec.thresholds)) if measures else None
+    result = results.build_result(job.method, job.dataset, spec, keys, scores, aggregated, job.missing, extra)
     result.document.update(job.gt_fields)
     return result
+
+
+def _reusable(out: Path, job: Job, fingerprint: str) -> dict | None:
+    """The stored document of ``job`` when its recorded fingerprint matches and its files exist."""
+    json_path, csv_path = results.result_paths(out, job.method, job.dataset)
+    if not csv_path.is_file() or stored_fingerprint(json_path) != fingerprint:
+        return None
+    try:
+        return json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def check_outputs(out: str | Path, plan: Plan) -> None:
@@ -428,11 +511,16 @@ def check_outputs(out: str | Path, plan: Plan) -> None:
                 raise CosalbenchError(path, "is a folder where a result file goes", hint)
 
 
-def write_results(out: str | Path, finished: Sequence[results.Result]) -> None:
-    """Write the documents and CSVs of one run into ``out`` together: all of them, or none.
+def write_results(
+    out: str | Path,
+    finished: Sequence[results.Result],
+    fingerprints: Sequence[tuple[str, Mapping[str, Any], int]],
+) -> None:
+    """Write the documents, CSVs and fingerprints of one run into ``out`` together: all, or none.
 
     They are staged beside ``out`` and moved in once every file is written, so a full disk or any
     other failure leaves the previous results untouched; an OS error names the file it hit.
+    ``fingerprints`` holds (fingerprint, options, number of pairs) for each result.
     """
     out = Path(out)
     current = out
@@ -444,8 +532,9 @@ def write_results(out: str | Path, finished: Sequence[results.Result]) -> None:
                 current = final
                 return stage.path(final)
 
-            for result in finished:
-                results.write_result(out, result, place)
+            for result, (fingerprint, options, n_pairs) in zip(finished, fingerprints, strict=True):
+                json_path, _ = results.write_result(out, result, place)
+                write_fingerprint(json_path, fingerprint, options, n_pairs, place)
     except OSError as exc:
         raise from_os_error(exc, path=current) from exc
 
@@ -458,21 +547,46 @@ def run_plan(
     wfm: bool = False,
     progress: bool = True,
     metadata: Mapping[str, Any] | None = None,
+    measures: Sequence[str] = (),
+    overwrite: bool = False,
+    reused: list[str] | None = None,
 ) -> list[dict]:
     """Score every job of ``plan``; write all results under ``out`` once every one is complete.
 
     ``metadata`` (e.g. ``{"backbone": ...}`` from a model's predictor) is added to every document.
+    ``measures`` names opt-in FmeasureV2 measures (or handlers, see :mod:`cosalbench.metrics.confusion`).
+    With ``out``, a job whose inputs and options match the fingerprint recorded beside its result is
+    not rescored (its stored document is returned and ``"method/dataset"`` appended to ``reused``)
+    unless ``overwrite``.
     """
     get_protocol(protocol)  # fail on an unknown protocol before any decoding
-    finished = []
-    with _pool(workers) as pool:
-        for job in plan.jobs:
-            finished.append(_reduce(job, protocol, score_job(job, protocol, wfm, pool, workers, progress)))
+    measures = confusion.parse_measures(measures)
+    options = {"protocol": protocol, "wfm": wfm, "measures": list(measures), "metadata": dict(metadata or {})}
+    cache: dict[Path, str] = {}
+    fingerprints = [job_fingerprint(job, options, cache) for job in plan.jobs] if out is not None else []
+    documents: list[dict | None] = [None] * len(plan.jobs)
+    if out is not None and not overwrite:
+        for index, job in enumerate(plan.jobs):
+            documents[index] = _reusable(Path(out), job, fingerprints[index])
+            if documents[index] is not None and reused is not None:
+                reused.append(f"{job.method}/{job.dataset}")
+    todo = [index for index, document in enumerate(documents) if document is None]
+    jobs = [plan.jobs[index] for index in todo]
+    scores: list[list[ImageScores]] = []
+    if jobs:
+        with _pool(workers) as pool:
+            scores = score_jobs(jobs, protocol, wfm, pool, workers, progress, measures)
+    finished = [
+        _reduce(job, protocol, job_scores, measures) for job, job_scores in zip(jobs, scores, strict=True)
+    ]
     for result in finished:
         result.document.update(metadata or {})
     if out is not None:
-        write_results(out, finished)
-    return [result.document for result in finished]
+        records = [(fingerprints[index], options, len(plan.jobs[index].pairs)) for index in todo]
+        write_results(out, finished, records)
+    for index, result in zip(todo, finished, strict=True):
+        documents[index] = result.document
+    return documents  # type: ignore[return-value]
 
 
 def evaluate_predictions(
@@ -488,6 +602,8 @@ def evaluate_predictions(
     metadata: Mapping[str, Any] | None = None,
     allow_incomplete_gt: bool = False,
     pred_ext: str | None = None,
+    measures: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> list[dict]:
     """Evaluate a method folder or a folder of methods on ``datasets``; one result document per pair.
 
@@ -500,4 +616,4 @@ def evaluate_predictions(
     plan = plan_evaluation(pred_root, datasets, data_root, strict, allow_incomplete_gt, pred_ext)
     if out is not None:
         check_outputs(out, plan)
-    return run_plan(plan, protocol, out, workers, wfm, progress, metadata)
+    return run_plan(plan, protocol, out, workers, wfm, progress, metadata, measures, overwrite)

@@ -15,17 +15,33 @@ import numpy as np
 _CV_EXACT_LIMIT = 1 << 24  # cv2.calcHist counts in float32: exact below 2**24 pixels
 
 
-def _class_quadrant_index(
-    gt_class: np.ndarray, n_classes: int, split: tuple[int, int] | None, dtype
-) -> np.ndarray:
-    """Per-pixel ``class + n_classes * quadrant``."""
-    index = gt_class.astype(dtype)
+def class_quadrant_index(gt_class: np.ndarray, n_classes: int, split: tuple[int, int] | None) -> np.ndarray:
+    """Per-pixel bin ``class + n_classes * quadrant`` (quadrants as in :func:`level_histogram`).
+
+    It depends on the GT only, so it is computed once and reused for every prediction of that GT; uint8
+    when the bins fit (OpenCV's fast 2-D histogram), else intp.
+    """
+    n_bins = (1 if split is None else 4) * n_classes
+    index = gt_class.astype(np.uint8 if n_bins <= 256 else np.intp)
     if split is not None:
         y, x = split
         index[:y, x:] += n_classes
         index[y:, :x] += 2 * n_classes
         index[y:, x:] += 3 * n_classes
     return index
+
+
+def count_levels(levels: np.ndarray, index: np.ndarray, n_bins: int, n_levels: int) -> np.ndarray:
+    """``(n_bins, n_levels)`` int64 counts of pixels per (bin of :func:`class_quadrant_index`, level)."""
+    if levels.dtype == np.uint8 and index.dtype == np.uint8 and levels.size < _CV_EXACT_LIMIT:
+        hist = cv2.calcHist(
+            [np.ascontiguousarray(levels), index], [0, 1], None, [256, n_bins], [0, 256, 0, n_bins]
+        )
+        return hist.T.astype(np.int64)[:, :n_levels]
+    key = index.astype(np.intp)
+    key *= n_levels
+    key += levels
+    return np.bincount(key.ravel(), minlength=n_bins * n_levels).reshape(n_bins, n_levels)
 
 
 def level_histogram(
@@ -43,19 +59,8 @@ def level_histogram(
     without it the result is ``(G, L)``. Counts are int64. 8-bit maps with few classes use OpenCV's
     2-D ``calcHist``; anything else one ``np.bincount`` over ``level + L * (class + G * quadrant)``.
     """
-    n_slabs = 1 if split is None else 4
-    n_bins = n_slabs * n_classes
-    if levels.dtype == np.uint8 and n_bins <= 256 and levels.size < _CV_EXACT_LIMIT:
-        index = _class_quadrant_index(gt_class, n_classes, split, np.uint8)
-        hist = cv2.calcHist(
-            [np.ascontiguousarray(levels), index], [0, 1], None, [256, n_bins], [0, 256, 0, n_bins]
-        )
-        counts = hist.T.astype(np.int64)[:, :n_levels]
-    else:
-        key = _class_quadrant_index(gt_class, n_classes, split, np.intp)
-        key *= n_levels
-        key += levels
-        counts = np.bincount(key.ravel(), minlength=n_bins * n_levels).reshape(n_bins, n_levels)
+    n_bins = (1 if split is None else 4) * n_classes
+    counts = count_levels(levels, class_quadrant_index(gt_class, n_classes, split), n_bins, n_levels)
     return counts.reshape((n_classes, n_levels) if split is None else (4, n_classes, n_levels))
 
 

@@ -11,6 +11,7 @@ uses. ``docs/metrics.md`` lists every convention and where the protocols differ.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +23,15 @@ from PIL import Image, UnidentifiedImageError
 
 from cosalbench import io
 from cosalbench.errors import CosalbenchError
-from cosalbench.metrics import measures
-from cosalbench.metrics.histogram import at_or_above, level_histogram, tail_sums, threshold_cuts
-from cosalbench.metrics.weighted_f import weighted_f_measure
+from cosalbench.imresize import imresize
+from cosalbench.metrics import confusion, measures, weighted_f
+from cosalbench.metrics.histogram import (
+    at_or_above,
+    class_quadrant_index,
+    count_levels,
+    tail_sums,
+    threshold_cuts,
+)
 
 PROTOCOLS = ("pysodmetrics", "eval-co-sod", "cosal-matlab")
 SCALAR_KEYS = (
@@ -50,6 +57,28 @@ class ImageScores:
 
     scalars: dict[str, float | None]
     curves: dict[str, np.ndarray]
+    confusion: np.ndarray | None = None  # FmeasureV2 measures' row (confusion.image_row), when asked for
+
+
+@dataclass(frozen=True, eq=False)
+class GroundTruth:
+    """One GT mask analysed once for every prediction scored against it (see :meth:`Protocol.prepare`).
+
+    Holds what depends on the GT alone: its foreground count, the S-measure quadrant split, the
+    per-pixel histogram bin (class and quadrant), and, when the weighted F is asked for, its distance
+    transform terms.
+    """
+
+    shape: tuple[int, int]
+    n_fg: int
+    split: tuple[int, int]
+    hist_index: np.ndarray = field(repr=False)
+    n_classes: int
+    wfm: bool = False
+    weighted_f: weighted_f.WeightedFGround | None = field(default=None, repr=False)
+    confusion: tuple[str, ...] = ()  # FmeasureV2 handlers to compute (see cosalbench.metrics.confusion)
+    classes: np.ndarray | None = field(default=None, repr=False)  # soft GT: the grey level of each class
+    present: list[int] | None = None  # soft GT: the grey levels it holds
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,28 +97,46 @@ class Protocol:
         """The prediction converted to one channel and resized to ``gt_shape`` as the reference does."""
         raise NotImplementedError
 
-    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
-        """Score one prediction against its GT (both as returned by ``read_pred``/``read_gt``)."""
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()) -> GroundTruth:
+        """Analyse a GT (as returned by ``read_gt``) once for any number of predictions.
+
+        ``confusion`` names FmeasureV2 handlers to compute too, where the protocol defines them.
+        """
         raise NotImplementedError
+
+    def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
+        """Score one prediction (as returned by ``read_pred``) against a prepared GT."""
+        raise NotImplementedError
+
+    def score(
+        self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()
+    ) -> ImageScores:
+        """Score one prediction against its GT (both as returned by ``read_pred``/``read_gt``)."""
+        return self.score_prepared(pred, self.prepare(gt, wfm=wfm, confusion=confusion))
 
     def auc(self, tpr: np.ndarray, fpr: np.ndarray) -> float | None:
         """AUC of (mean) ROC curves in ascending threshold order, or None where the reference has none."""
         return measures.trapezoid_auc(tpr, fpr)
 
 
-def _check_pair(pred: np.ndarray, gt: np.ndarray, dtypes: tuple[type, ...]) -> None:
-    if pred.ndim != 2 or gt.ndim != 2:
-        raise CosalbenchError(None, f"expected 2-D arrays, got prediction {pred.shape} and GT {gt.shape}")
-    if pred.shape != gt.shape:
-        raise CosalbenchError(None, f"prediction shape {pred.shape} differs from GT shape {gt.shape}")
+def _check_gt(gt: np.ndarray) -> None:
+    if gt.ndim != 2:
+        raise CosalbenchError(None, f"expected a 2-D GT array, got shape {gt.shape}")
     if gt.size == 0:
         raise CosalbenchError(None, "empty image (0 pixels)")
+    if gt.dtype != np.uint8:
+        raise CosalbenchError(None, f"GT dtype {gt.dtype} is not uint8")
+
+
+def _check_pred(pred: np.ndarray, gt_shape: tuple[int, ...], dtypes: tuple[type, ...]) -> None:
+    if pred.ndim != 2:
+        raise CosalbenchError(None, f"expected a 2-D prediction array, got shape {pred.shape}")
+    if pred.shape != tuple(gt_shape):
+        raise CosalbenchError(None, f"prediction shape {pred.shape} differs from GT shape {tuple(gt_shape)}")
     if pred.dtype.type not in dtypes:
         raise CosalbenchError(
             None, f"prediction dtype {pred.dtype} is not one of {[d.__name__ for d in dtypes]}"
         )
-    if gt.dtype != np.uint8:
-        raise CosalbenchError(None, f"GT dtype {gt.dtype} is not uint8")
 
 
 def _line_counts(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -116,6 +163,7 @@ class _BinaryGTProtocol(Protocol):
     e_strict: bool = False  # E binarised with ``>`` (Matlab) instead of ``>=``
     clamp_adaptive_e: bool = True  # adaptive E threshold min(2 mean, 1) (PySOD) or 2 mean (Matlab)
     empty_wfm: float = 0.0
+    confusion_measures: bool = False  # whether FmeasureV2's measures are defined (PySODMetrics only)
 
     def values(self, lo: int, hi: int, n_levels: int) -> np.ndarray:
         """Per-level normalised prediction values (min-max stretched as the reference does)."""
@@ -137,20 +185,32 @@ class _BinaryGTProtocol(Protocol):
         """Override for the mean of a constant-prediction quadrant (None: the exact level value)."""
         return None
 
-    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
-        _check_pair(pred, gt, self.pred_dtypes)
-        n_levels = 256 if pred.dtype == np.uint8 else 65536
-        h, w = gt.shape
-        n = h * w
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()) -> GroundTruth:
+        _check_gt(gt)
         mask = np.greater(gt, 128)
         rows = _line_counts(mask, 1)
         n_fg = int(rows.sum())
-        split = (0, 0) if n_fg in (0, n) else (self.centroid(rows), self.centroid(_line_counts(mask, 0)))
-        quadrants = level_histogram(pred, mask, 2, n_levels, split)
+        split = (
+            (0, 0) if n_fg in (0, gt.size) else (self.centroid(rows), self.centroid(_line_counts(mask, 0)))
+        )
+        terms = weighted_f.ground_terms(mask) if wfm else None
+        index = class_quadrant_index(mask, 2, split)
+        handlers = tuple(confusion) if self.confusion_measures else ()
+        return GroundTruth(gt.shape, n_fg, split, index, 2, wfm, terms, confusion=handlers)
+
+    def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
+        _check_pred(pred, ground.shape, self.pred_dtypes)
+        n_levels = 256 if pred.dtype == np.uint8 else 65536
+        h, w = ground.shape
+        n = h * w
+        n_fg, split = ground.n_fg, ground.split
+        quadrants = count_levels(pred, ground.hist_index, 8, n_levels).reshape(4, 2, n_levels)
         totals = quadrants.sum(axis=0)  # (bg, fg) x levels
         level_counts = totals[0] + totals[1]
         present = np.flatnonzero(level_counts)
-        values = self.values(int(present[0]), int(present[-1]), n_levels)
+        values, curve_cuts, strict_curve_cuts = _level_tables(
+            self, int(present[0]), int(present[-1]), n_levels
+        )
         tails = tail_sums(totals)
 
         hist_mean, std = _mean_std(level_counts, values, n)
@@ -159,7 +219,7 @@ class _BinaryGTProtocol(Protocol):
         # F-type binarisations: the curve, adaptive 2*mean, mean + std (cosalbench's adpfm_meanstd)
         f_cuts = np.concatenate(
             [
-                threshold_cuts(self.curve_keys(values), self.thresholds),
+                curve_cuts,
                 threshold_cuts(values, np.array([min(2 * mean, 1.0), min(hist_mean + std, 1.0)])),
             ]
         )
@@ -170,7 +230,7 @@ class _BinaryGTProtocol(Protocol):
         e_cuts = f_cuts[: n_curve + 1].copy()
         e_cuts[n_curve] = threshold_cuts(values, np.array([e_threshold]), strict=self.e_strict)[0]
         if self.e_strict:
-            e_cuts[:n_curve] = threshold_cuts(self.curve_keys(values), self.thresholds, strict=True)
+            e_cuts[:n_curve] = strict_curve_cuts
         e_bg, e_fg = at_or_above(tails, e_cuts)
         em = measures.e_measure_binary(e_fg, e_bg, n_fg, n)
         tpr, fpr = measures.roc_rates(fg[:n_curve], bg[:n_curve], n_fg, n - n_fg)
@@ -198,10 +258,48 @@ class _BinaryGTProtocol(Protocol):
             "adpfm": float(fm[n_curve]),
             "adpfm_meanstd": float(fm[n_curve + 1]),
             "auc": self.auc(tpr, fpr),
-            "wfm": weighted_f_measure(values[pred], mask, empty=self.empty_wfm) if wfm else None,
+            "wfm": weighted_f.weighted_f(pred, values, ground.weighted_f, empty=self.empty_wfm)
+            if ground.wfm
+            else None,
         }
         scalars.update(measures.curve_summary(curves))
-        return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves)
+        row = None
+        if ground.confusion:
+            binary = at_or_above(tails, threshold_cuts(values, np.array([0.5]), strict=True))[::-1, 0]
+            curve = np.stack([fg[:n_curve], bg[:n_curve]])
+            adaptive = np.array([fg[n_curve], bg[n_curve]])
+            row = confusion.image_row(ground.confusion, curve, adaptive, binary, n_fg, n)
+        return ImageScores({key: scalars[key] for key in SCALAR_KEYS}, curves, row)
+
+
+def _level_tables(protocol: _BinaryGTProtocol, lo: int, hi: int, n_levels: int) -> tuple[np.ndarray, ...]:
+    """Per-level values and the curve's cut levels (``>=`` and ``>``) for a map spanning levels lo..hi.
+
+    They depend on (lo, hi) only, and most 8-bit maps share a few ranges (often 0..255): those are cached.
+    """
+    if n_levels == 256:
+        return _cached_level_tables(protocol, lo, hi)
+    return _compute_level_tables(protocol, lo, hi, n_levels)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_level_tables(protocol: _BinaryGTProtocol, lo: int, hi: int) -> tuple[np.ndarray, ...]:
+    return _compute_level_tables(protocol, lo, hi, 256)
+
+
+def _compute_level_tables(
+    protocol: _BinaryGTProtocol, lo: int, hi: int, n_levels: int
+) -> tuple[np.ndarray, ...]:
+    values = protocol.values(lo, hi, n_levels)
+    keys = protocol.curve_keys(values)
+    tables = (
+        values,
+        threshold_cuts(keys, protocol.thresholds),
+        threshold_cuts(keys, protocol.thresholds, strict=True),
+    )
+    for table in tables:
+        table.flags.writeable = False
+    return tables
 
 
 def _quadrant_slices(split: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
@@ -280,48 +378,6 @@ def _matlab_rgb2gray(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(grey + 0.5), 0, 255).astype(np.uint8)
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    ax = np.abs(x)
-    ax2, ax3 = ax * ax, ax * ax * ax
-    near = (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
-    return near + far
-
-
-def _imresize_axis(image: np.ndarray, out_len: int, axis: int) -> np.ndarray:
-    """One pass of Matlab's ``imresize`` (bicubic, antialiased when shrinking), same integer class out."""
-    in_len = image.shape[axis]
-    scale = out_len / in_len
-    width = 4.0 / scale if scale < 1 else 4.0
-    u = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - width / 2)
-    index = left[:, None] + np.arange(int(math.ceil(width)) + 2)[None, :]
-    distance = u[:, None] - index
-    weights = scale * _cubic(scale * distance) if scale < 1 else _cubic(distance)
-    weights /= weights.sum(axis=1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
-    index = mirror[np.mod(index.astype(np.int64) - 1, mirror.size)]
-    keep = np.any(weights != 0, axis=0)
-    weights, index = weights[:, keep], index[:, keep]
-    moved = np.moveaxis(image, axis, 0).astype(np.float64)
-    out = np.zeros((out_len, *moved.shape[1:]))
-    for tap in range(weights.shape[1]):  # one tap at a time keeps memory at one output-sized array
-        out += weights[:, tap, None] * moved[index[:, tap]]
-    info = np.iinfo(image.dtype)
-    out = np.clip(np.floor(out + 0.5), info.min, info.max).astype(image.dtype)
-    return np.moveaxis(out, 0, axis)
-
-
-def matlab_imresize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Emulation of Matlab ``imresize(image, shape)``: bicubic, antialiased, dimension with the smaller
-    scale first, each pass rounded back to the integer class."""
-    scales = [shape[0] / image.shape[0], shape[1] / image.shape[1]]
-    for axis in np.argsort(scales, kind="stable"):
-        if image.shape[axis] != shape[axis]:
-            image = _imresize_axis(image, shape[axis], int(axis))
-    return image
-
-
 def _open_pil(path: str | Path) -> Image.Image:
     """Open and decode an image with Pillow; CosalbenchError on a missing or corrupt file."""
     path = Path(path)
@@ -362,7 +418,7 @@ class CosalMatlabProtocol(_BinaryGTProtocol):
         if pred.ndim == 3:
             pred = np.ascontiguousarray(pred[..., 0])
         if pred.shape != tuple(gt_shape):
-            pred = matlab_imresize(pred, tuple(gt_shape))
+            pred = imresize(pred, tuple(gt_shape))
         return pred
 
     def values(self, lo: int, hi: int, n_levels: int) -> np.ndarray:
@@ -413,10 +469,9 @@ class EvalCoSODProtocol(Protocol):
             pred = pred.resize(size, Image.BILINEAR)
         return np.asarray(pred)
 
-    def score(self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False) -> ImageScores:
-        _check_pair(pred, gt, (np.uint8,))
+    def prepare(self, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()) -> GroundTruth:
+        _check_gt(gt)
         h, w = gt.shape
-        n = h * w
         gt_levels = cv2.calcHist([gt], [0], None, [256], [0, 256]).ravel()
         present_gt = np.flatnonzero(gt_levels)
         mask = np.greater_equal(gt, 128)  # soft value >= 0.5 in float32
@@ -427,12 +482,23 @@ class EvalCoSODProtocol(Protocol):
             lookup[present_gt] = np.arange(present_gt.size)
             classes, gt_class = present_gt, lookup[gt]
         rows = _line_counts(mask, 1)
-        if rows.sum() == 0:
+        n_fg = int(rows.sum())
+        if n_fg == 0:
             split = (round(h / 2), round(w / 2))
         else:
             cols = _line_counts(mask, 0)
             split = (measures.centroid_float32_no_offset(rows), measures.centroid_float32_no_offset(cols))
-        quadrants = level_histogram(pred, gt_class, classes.size, 256, split)
+        index = class_quadrant_index(gt_class, classes.size, split)
+        return GroundTruth(
+            gt.shape, n_fg, split, index, classes.size, classes=classes, present=present_gt.tolist()
+        )
+
+    def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
+        _check_pred(pred, ground.shape, (np.uint8,))
+        h, w = ground.shape
+        n = h * w
+        split, classes = ground.split, ground.classes
+        quadrants = count_levels(pred, ground.hist_index, 4 * classes.size, 256).reshape(4, classes.size, 256)
         totals = quadrants.sum(axis=0)  # (G, 256)
         level_counts = totals.sum(axis=0)
         present = np.flatnonzero(level_counts)
@@ -464,9 +530,9 @@ class EvalCoSODProtocol(Protocol):
         abs_diff = np.abs(raw[None, :] - gt_values32[:, None]).astype(np.float64)
         mae = float((abs_diff * totals).sum()) / n
         map_mean = float(np.dot(level_counts, values)) / n
-        if present_gt.tolist() == [0]:
+        if ground.present == [0]:
             sm = 1 - map_mean
-        elif present_gt.tolist() == [255]:
+        elif ground.present == [255]:
             sm = map_mean
         else:
             is_fg = classes >= 128
@@ -486,7 +552,9 @@ class EvalCoSODProtocol(Protocol):
 
 
 _REGISTRY: dict[str, Protocol] = {
-    "pysodmetrics": PySODMetricsProtocol("pysodmetrics", "image_mean", np.arange(256) / 255),
+    "pysodmetrics": PySODMetricsProtocol(
+        "pysodmetrics", "image_mean", np.arange(256) / 255, confusion_measures=True
+    ),
     "eval-co-sod": EvalCoSODProtocol("eval-co-sod", "image_mean", _eval_co_sod_thresholds()),
     "cosal-matlab": CosalMatlabProtocol(
         "cosal-matlab",

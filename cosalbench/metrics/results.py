@@ -46,6 +46,7 @@ class Result:
 
     document: dict
     rows: list[list[str]]
+    columns: tuple[str, ...] = CSV_COLUMNS
 
 
 def _number(value: Any) -> float | None:
@@ -110,8 +111,13 @@ def build_result(
     scores: Sequence[ImageScores],
     aggregated: dict,
     missing: Sequence[str],
+    extra: dict | None = None,
 ) -> Result:
-    """Assemble the contract-5 document (plus ``nan_images``) and the CSV rows of one evaluation."""
+    """Assemble the contract-5 document (plus ``nan_images``) and the CSV rows of one evaluation.
+
+    ``extra`` adds opt-in measures (``--metrics``) after the standard ones: ``{"names": [...],
+    "image_mean": {...}, "group_mean": {...}, "groups": {group: {...}}, "images": [{...}, ...]}``.
+    """
     thresholds = aggregated["image_mean"]["curves"].get("threshold", protocol.thresholds)
     curves = {
         aggregation: {
@@ -143,7 +149,17 @@ def build_result(
         "groups": groups,
         "images_csv": f"{dataset}.images.csv",
     }
-    return Result(document, image_rows(keys, scores))
+    rows = image_rows(keys, scores)
+    if not extra:
+        return Result(document, rows)
+    names = list(extra["names"])
+    for aggregation in AGGREGATIONS:
+        document[aggregation].update({name: _number(extra[aggregation][name]) for name in names})
+    for group, entry in groups.items():
+        entry["metrics"].update({name: _number(extra["groups"][group][name]) for name in names})
+    for row, values in zip(rows, extra["images"], strict=True):
+        row += [_csv_cell(values[name]) for name in names]
+    return Result(document, rows, (*CSV_COLUMNS, *names))
 
 
 def _dumps(value: Any, indent: int) -> str:
@@ -179,7 +195,7 @@ def write_result(out: Path, result: Result, place: Callable[[Path], Path] | None
     doc = result.document
     json_path, csv_path = result_paths(out, doc["method"], doc["dataset"])
     where = place or (lambda path: path)
-    io.write_csv(where(csv_path), CSV_COLUMNS, result.rows)
+    io.write_csv(where(csv_path), result.columns, result.rows)
     io.write_text(where(json_path), document_json(doc))
     return json_path, csv_path
 
