@@ -304,7 +304,11 @@ def test_dataset_with_trailing_slash_writes_normal_names(work: Path) -> None:
         work / "results",
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (work / "results" / "a").iterdir()) == ["Toy.images.csv", "Toy.json"]
+    assert sorted(p.name for p in (work / "results" / "a").iterdir()) == [
+        "Toy.fingerprint.json",
+        "Toy.images.csv",
+        "Toy.json",
+    ]
 
 
 @pytest.mark.parametrize("name", ["../../x", ".hidden", "a/b", ".."])
