@@ -11,6 +11,7 @@ Run directory: ``recipe.yaml`` (resolved), ``log.jsonl``, ``checkpoint.pth``, ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -30,41 +31,10 @@ from cosalbench import __version__, io
 from cosalbench.datasets import synth
 from cosalbench.errors import CosalbenchError
 from cosalbench.layout import resolve_data_root
-from reference_models import backbones, recipes
+from reference_models import backbones, recipes, rundir, schema
 from reference_models.data import GroupDataset
 from reference_models.registry import load_model_module
 
-# Keys every recipe has (the recipe file overrides them).
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "model": None,
-    "train_set": "DUTS_class",
-    "data_root": None,
-    "size": 224,
-    "seed": 0,
-    "epochs": 1,
-    "max_steps": None,
-    "optimizer": "adam",
-    "lr": 1e-4,
-    "betas": [0.9, 0.999],
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "backbone_lr_mult": 1.0,
-    "lr_step": None,
-    "lr_step_unit": "epoch",
-    "lr_gamma": 0.1,
-    "grad_clip": None,
-    "amp": "bf16",
-    "compile": False,
-    "deterministic": False,
-    "device": "auto",
-    "pretrained": True,
-    "backbone_weights": None,
-    "checkpoint_every": None,
-    "log_every": 1,
-    "preload_workers": 4,
-    "prefetch": 2,
-    "synthetic": {"n_groups": 8, "images_per_group": 8, "height": 96, "width": 96, "seed": 0},
-}
 SYNTHETIC_NAME = "SynthTrain"
 # Keys that may change when a run is resumed (they do not change what is being trained).
 RUN_CONTROL_KEYS = frozenset(
@@ -76,6 +46,8 @@ RUN_CONTROL_KEYS = frozenset(
         "log_every",
         "prefetch",
         "preload_workers",
+        "loader_workers",
+        "cache_dir",
         "data_root",
         "backbone_weights",
         "compile",
@@ -88,13 +60,22 @@ FINAL = "final.pth"
 def resolve_recipe(
     model: str, recipe: str | Path | None, overrides: list[str], flags: dict[str, Any]
 ) -> dict:
-    """Trainer defaults <- recipe file (the model's default when None) <- ``key=value`` <- CLI flags."""
+    """Schema defaults <- recipe file (the model's default when None) <- ``key=value`` <- CLI flags.
+
+    Every layer is validated against the schema (``reference_models.schema``): an unknown key or a bad
+    value is a one-line error naming the key, the value and what it expects. ``flags`` maps recipe keys
+    to CLI values (None = not given); a bad one is named by its option (``--max-steps``).
+    """
     module = load_model_module(model)
-    cfg = recipes.merge(TRAINER_DEFAULTS, recipes.load_recipe(recipe or module.DEFAULT_RECIPE))
-    if cfg.get("model") not in (None, model):
-        raise CosalbenchError(recipe, f"this recipe is for model {cfg['model']!r}, not {model!r}")
-    cfg = recipes.apply_overrides(cfg, overrides)
-    cfg.update({key: value for key, value in flags.items() if value is not None})
+    keys = schema.keys_for(model, module)
+    path = recipes.find_recipe(recipe or module.DEFAULT_RECIPE)
+    loaded = recipes.load_recipe(path)
+    if loaded.get("model") not in (None, model):
+        raise CosalbenchError(path, f"this recipe is for model {loaded['model']!r}, not {model!r}")
+    cfg = recipes.apply_overrides(schema.validate(loaded, keys, path), overrides, keys)
+    for key, value in flags.items():
+        if value is not None:
+            cfg[key] = schema.coerce(value, keys[key], key, "--" + key.replace("_", "-"))
     cfg["model"] = model
     return cfg
 
@@ -257,12 +238,6 @@ class Distributed:
             torch.distributed.destroy_process_group()
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` to a temporary name, then rename."""
-    with io.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
 def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
@@ -288,7 +263,8 @@ def train(
     device = resolve_device(str(cfg["device"]), dist.local_rank)
     dist.start(device)
     try:
-        return _train(cfg, out, dist, device, source if resume else None, progress)
+        with rundir.lock_run(out) if dist.main else contextlib.nullcontext():
+            return _train(cfg, out, dist, device, source if resume else None, progress)
     finally:
         dist.stop()
 
@@ -297,6 +273,11 @@ def _train(
     cfg: dict, out: Path, dist: Distributed, device: torch.device, source: Path | None, progress: bool
 ) -> dict:
     module = load_model_module(cfg["model"])
+    state = (
+        backbones.load_torch_mapping(source, "checkpoint")
+        if source is not None and source.is_file()
+        else None
+    )
     seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
     dataset = training_set(cfg, out)
     if hasattr(module, "prepare_config"):
@@ -311,8 +292,7 @@ def _train(
     optimizer = build_optimizer(model, cfg)
     epoch, position, step = 0, 0, 0
     checkpoint_path = out / CHECKPOINT
-    if source is not None and source.is_file():
-        state = backbones.load_torch_mapping(source, "checkpoint")
+    if state is not None:
         check_resumable(source, state, cfg)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -322,6 +302,7 @@ def _train(
     meta = {"cosalbench": __version__, "model_name": cfg["model"], "backbone": backbone, "recipe": cfg}
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
+        rundir.trim_log(out / "log.jsonl", step)
         recipes.save_recipe(out / "recipe.yaml", {**cfg, "backbone": backbone})
     if device.type == "cpu" and cfg["compile"]:
         cfg = {**cfg, "compile": False}  # torch.compile only pays off (and is only tested) on CUDA
@@ -338,7 +319,7 @@ def _train(
             payload.update(
                 model=model.state_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state()
             )
-            save_checkpoint(checkpoint_path, payload)
+            rundir.save_checkpoint(checkpoint_path, payload)
 
     max_steps = int(cfg["max_steps"]) if cfg.get("max_steps") else None
     every = int(cfg["checkpoint_every"]) if cfg.get("checkpoint_every") else None
@@ -435,6 +416,8 @@ def _train(
         "final": str(out / FINAL),
     }
     if dist.main:
-        save_checkpoint(out / FINAL, {**meta, "recipe": cfg, "step": step, "model": model.state_dict()})
+        rundir.save_checkpoint(
+            out / FINAL, {**meta, "recipe": cfg, "step": step, "model": model.state_dict()}
+        )
         io.write_json(out / "summary.json", summary)
     return summary
