@@ -14,11 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import random
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +28,8 @@ from cosalbench import __version__, io
 from cosalbench.datasets import synth
 from cosalbench.errors import CosalbenchError
 from cosalbench.layout import resolve_data_root
-from reference_models import backbones, recipes, rundir, schema
+from reference_models import backbones, cache, loader, recipes, rundir, schema
+from reference_models.cache import ImageCache
 from reference_models.data import GroupDataset
 from reference_models.registry import load_model_module
 
@@ -111,19 +109,65 @@ def autocast(device: torch.device, amp: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def training_set(cfg: dict, out: Path) -> GroupDataset:
+class Distributed:
+    """World size, ranks and process group from torchrun's environment (world size 1 without it)."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def start(self, device: torch.device) -> None:
+        if self.world > 1 and not torch.distributed.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op without torchrun)."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+
+    def stop(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def training_set(cfg: dict, out: Path, dist: Distributed) -> GroupDataset:
     """The recipe's training set (not decoded yet).
 
-    ``train_set: synthetic`` generates ``SynthTrain`` under ``<out>/data`` from the ``synthetic`` section.
+    ``train_set: synthetic`` generates ``SynthTrain`` under ``<out>/data`` from the ``synthetic`` section:
+    rank 0 writes it, the other ranks wait for it.
     """
     if str(cfg["train_set"]).lower() == "synthetic":
-        spec = synth.SynthSpec(name=SYNTHETIC_NAME, **cfg["synthetic"])
-        dataset = GroupDataset(synth.write_dataset(out / "data", spec), SYNTHETIC_NAME, int(cfg["size"]))
+        if dist.main:
+            synth.write_dataset(out / "data", synth.SynthSpec(name=SYNTHETIC_NAME, **cfg["synthetic"]))
+        dist.barrier()
+        return GroupDataset(out / "data", SYNTHETIC_NAME, int(cfg["size"]))
+    return GroupDataset(resolve_data_root(cfg.get("data_root")), str(cfg["train_set"]), int(cfg["size"]))
+
+
+def training_cache(
+    cfg: dict, out: Path, dataset: GroupDataset, dist: Distributed, progress: bool
+) -> ImageCache:
+    """The decoded-image cache of ``dataset``: built by local rank 0 of each machine, opened by all.
+
+    Synthetic sets cache under ``<out>/cache``; others under ``cache_dir`` (default
+    ``$COSALBENCH_CACHE`` or ``~/.cache/cosalbench``).
+    """
+    if str(cfg["train_set"]).lower() == "synthetic":
+        root = out / "cache"
     else:
-        dataset = GroupDataset(
-            resolve_data_root(cfg.get("data_root")), str(cfg["train_set"]), int(cfg["size"])
-        )
-    return dataset
+        root = Path(cfg["cache_dir"]) if cfg.get("cache_dir") else cache.default_cache_root()
+    builder = dist.local_rank == 0
+    if builder:
+        opened = cache.open_or_build(dataset, root, int(cfg["preload_workers"]), progress and dist.main)
+    dist.barrier()
+    return opened if builder else cache.open_or_build(dataset, root, may_build=False)
 
 
 def check_resumable(path: Path, saved: dict, cfg: dict) -> None:
@@ -177,71 +221,6 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, cfg: dict, epoch: int, s
     return optimizer.param_groups[0]["lr"]
 
 
-def prefetch(batches: Iterator[dict], depth: int) -> Iterator[dict]:
-    """Produce batches in a background thread (decode/augment overlap the step); ``depth`` 0 = inline."""
-    if depth <= 0:
-        yield from batches
-        return
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if stop.is_set():
-                    return
-                buffer.put(batch)
-            buffer.put(done)
-        except BaseException as exc:  # noqa: BLE001 -- re-raised in the consumer
-            buffer.put(exc)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                buffer.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)
-
-
-class Distributed:
-    """World size, ranks and process group from torchrun's environment (world size 1 without it)."""
-
-    def __init__(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def start(self, device: torch.device) -> None:
-        if self.world > 1 and not torch.distributed.is_initialized():
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
-            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-    def stop(self) -> None:
-        if self.world > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-
-
 def train(
     cfg: dict,
     out: str | Path,
@@ -279,15 +258,14 @@ def _train(
         else None
     )
     seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
-    dataset = training_set(cfg, out)
+    dataset = training_set(cfg, out, dist)
     if hasattr(module, "prepare_config"):
         try:
             cfg = module.prepare_config(cfg, dataset)
         except ValueError as exc:
             raise CosalbenchError(dataset.data_root, str(exc)) from exc
     model = module.build_model(cfg).to(device)  # fails fast on missing backbone weights
-    if cfg.get("preload_workers"):  # decode every image now, in parallel (0: on first use)
-        dataset.preload(int(cfg["preload_workers"]), progress and dist.main)
+    images = training_cache(cfg, out, dataset, dist, progress)
     backbone = backbones.backbone_init(model)
     optimizer = build_optimizer(model, cfg)
     epoch, position, step = 0, 0, 0
@@ -326,6 +304,8 @@ def _train(
     epochs = int(cfg["epochs"]) if cfg.get("epochs") is not None else None
     losses: list[float] = []
     images_seen, started = 0, time.perf_counter()
+    pin = device.type == "cuda"
+    epoch_shape: dict[str, int] = {}
     bar = tqdm(
         total=max_steps,
         initial=step,
@@ -337,20 +317,18 @@ def _train(
     model.train()
     try:
         while (epochs is None or epoch < epochs) and (max_steps is None or step < max_steps):
-            rng = np.random.default_rng([int(cfg["seed"]), epoch])
-            batches = module.make_batches(dataset, cfg, rng)
-            for _ in range(position):  # resume inside an epoch: replay the sampler, skip the batches done
-                next(batches, None)
-            round_size, pending = dist.world, []
-            for batch in prefetch(batches, int(cfg["prefetch"])):
+            plans = loader.epoch_plan(module, dataset, cfg, epoch)
+            share = loader.rank_share(len(plans), dist.world, dist.rank, cfg["ddp_leftover"])
+            epoch_shape = {"batches_per_epoch": len(plans), "steps_per_epoch": len(share)}
+            mine = [plans[index] for index in share[position:]]  # resume inside an epoch: skip the steps done
+            for raw in loader.share_loader(
+                images, mine, int(cfg["loader_workers"]), int(cfg["prefetch"]), pin
+            ):
+                count = loader.round_images(plans, dist.world, position)
                 position += 1
-                pending.append(batch)
-                if len(pending) < round_size:
-                    continue  # every rank steps once per round of world-size batches
-                batch, pending = pending[dist.rank], []
                 lr = set_learning_rate(optimizer, cfg, epoch, step)
                 tick = time.perf_counter()
-                batch = _to_device(batch, device)
+                batch = loader.device_batch(raw, device)
                 with autocast(device, cfg["amp"]):
                     parts = module.training_loss(runner, batch, cfg)
                 loss = parts["loss"]
@@ -365,7 +343,6 @@ def _train(
                     torch.cuda.synchronize(device)
                 seconds = time.perf_counter() - tick
                 step += 1
-                count = int(batch["images"].shape[0]) * dist.world
                 images_seen += count
                 losses.append(float(loss.detach()))
                 if log is not None and step % int(cfg["log_every"]) == 0:
@@ -407,6 +384,11 @@ def _train(
         "device": str(device),
         "world_size": dist.world,
         "steps": step,
+        "step_unit": "global optimizer step (one batch on every rank)",
+        "ddp_leftover": cfg["ddp_leftover"],
+        **epoch_shape,
+        "leftover_batches_per_epoch": epoch_shape.get("batches_per_epoch", 0) % dist.world,
+        "effective_batch": round(images_seen / len(losses), 2) if losses else None,
         "epochs_completed": epoch,
         "steps_this_run": len(losses),
         "seconds": round(elapsed, 2),
