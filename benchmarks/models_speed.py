@@ -29,10 +29,9 @@ import numpy as np
 import torch
 
 from cosalbench.datasets import synth
-from reference_models import recipes
 from reference_models.data import GroupDataset
 from reference_models.registry import MODELS, load_model_module
-from reference_models.train import TRAINER_DEFAULTS, autocast, build_optimizer, resolve_device
+from reference_models.train import autocast, build_optimizer, resolve_device, resolve_recipe
 
 # (n_groups, images_per_group) of the synthetic set whose first batch is the paper batch
 PAPER_SETS = {"gconet": (2, 16), "rcgs": (8, 35)}
@@ -56,8 +55,7 @@ def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:  # 
 
 def model_config(name: str, size: int, dataset: GroupDataset) -> tuple[object, dict]:
     module = load_model_module(name)
-    cfg = recipes.merge(TRAINER_DEFAULTS, recipes.load_recipe(module.DEFAULT_RECIPE))
-    cfg.update(size=size, pretrained=False, model=name)
+    cfg = resolve_recipe(name, None, [f"size={size}", "pretrained=false"], {})
     if hasattr(module, "prepare_config"):
         cfg = module.prepare_config(cfg, dataset)
     return module, cfg

@@ -20,6 +20,7 @@ initialised and every run output records ``"backbone": "random-init"``.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -257,9 +258,15 @@ def load_torch_mapping(path: Path, what: str) -> dict[str, Any]:
     """Load a ``.pth`` file holding a mapping (``what``: "state dict", "checkpoint") on the CPU, with
     ``weights_only`` unpickling; a missing, corrupt or non-mapping file raises CosalbenchError."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a damaged file's unpickler warnings would split the one error line
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- any unpickling failure is a bad file for the user
-        raise CosalbenchError(path, f"cannot read as a torch {what} ({_load_failure(exc)})") from exc
+        raise CosalbenchError(
+            path,
+            f"cannot read as a torch {what} ({_load_failure(exc)})",
+            "the file is truncated, corrupt or not a torch .pth file",
+        ) from exc
     if not isinstance(payload, dict):
         raise CosalbenchError(path, f"not a {what} (expected a mapping, got {type(payload).__name__})")
     return payload

@@ -8,7 +8,6 @@ Everything random takes a ``numpy.random.Generator``: the same seed gives the sa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -16,7 +15,6 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from cosalbench import io, layout
 from cosalbench.errors import CosalbenchError
@@ -111,19 +109,34 @@ class GroupDataset:
     def __len__(self) -> int:
         return sum(len(items) for items in self.items.values())
 
-    def _load_image(self, group: str, index: int) -> np.ndarray:
-        bgr = io.read_bgr(self.items[group][index].image_path, ignore_orientation=True)  # as PIL reads it
-        self._sizes[(group, index)] = bgr.shape[:2]
-        rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
-        return np.asarray(rgb.resize((self.size, self.size), Image.BILINEAR))
+    def pairs(self) -> list[Item]:
+        """Every (group, image) pair: groups sorted, images sorted by stem (the cache's row order)."""
+        return [item for group in self.groups for item in self.items[group]]
 
-    def _load_mask(self, group: str, index: int) -> np.ndarray:
-        item = self.items[group][index]
+    def rows(self, group_index: int, indices: np.ndarray) -> np.ndarray:
+        """Positions in :meth:`pairs` of images ``indices`` of the ``group_index``-th sorted group."""
+        if not hasattr(self, "_offsets"):
+            sizes = [len(self.items[group]) for group in self.groups]
+            self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return self._offsets[group_index] + np.asarray(indices, dtype=np.int64)
+
+    def load_image(self, item: Item) -> tuple[np.ndarray, tuple[int, int]]:
+        """uint8 RGB ``(size, size, 3)`` of ``item`` (PIL BILINEAR resize) and its original (height, width)."""
+        bgr = io.read_bgr(item.image_path, ignore_orientation=True)  # as PIL reads it
+        rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+        return np.asarray(rgb.resize((self.size, self.size), Image.BILINEAR)), bgr.shape[:2]
+
+    def load_mask(self, item: Item) -> np.ndarray:
+        """uint8 0/255 ``(size, size)`` mask of ``item`` (PIL NEAREST resize, thresholded at 127)."""
         if item.gt_path is None:
             raise CosalbenchError(item.image_path, "this image has no ground-truth mask")
         stored = io.read_gray(item.gt_path, ignore_orientation=True)
         gray = Image.fromarray(stored).resize((self.size, self.size), Image.NEAREST)
         return np.where(np.asarray(gray) > 127, 255, 0).astype(np.uint8)
+
+    def _load_image(self, group: str, index: int) -> np.ndarray:
+        array, self._sizes[(group, index)] = self.load_image(self.items[group][index])
+        return array
 
     def image(self, group: str, index: int) -> np.ndarray:
         """uint8 RGB ``(size, size, 3)`` of image ``index`` of ``group``, decoded once and cached."""
@@ -140,7 +153,7 @@ class GroupDataset:
         key = (group, index)
         if key in self._masks:
             return self._masks[key]
-        array = self._load_mask(group, index)
+        array = self.load_mask(self.items[group][index])
         if self.cache:
             self._masks[key] = array
         return array
@@ -151,45 +164,12 @@ class GroupDataset:
             self._load_image(group, index)
         return self._sizes[(group, index)]
 
-    def preload(self, workers: int = 4, progress: bool = True) -> None:
-        """Decode every image (and mask) now, ``workers`` threads in parallel (OpenCV and PIL release the GIL)."""
-        keys = [(group, index) for group in self.groups for index in range(len(self.items[group]))]
 
-        def load(key: tuple[str, int]) -> None:
-            self.image(*key)
-            if self.with_masks:
-                self.mask(*key)
-
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for _ in tqdm(
-                pool.map(load, keys), total=len(keys), desc=f"decode {self.name}", disable=not progress
-            ):
-                pass
-
-
-def augment(
-    images: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray] | None,
-    rng: np.random.Generator,
-    flip_p: float = 0.5,
-    max_angle: float = 90.0,
-) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """GCoNet's augmentation: each image is flipped with probability ``flip_p``, then rotated by an angle
-    drawn uniformly from (-max_angle, max_angle) degrees (PIL ``rotate``, no expansion, black corners;
-    image BILINEAR, mask NEAREST). Draws per image: flip, then angle.
-    """
-    out_images, out_masks = [], []
-    for index, image in enumerate(images):
-        flip = bool(rng.random() < flip_p)
-        angle = float(rng.uniform(-max_angle, max_angle))
-        pairs = [(image, Image.BILINEAR)] + ([(masks[index], Image.NEAREST)] if masks is not None else [])
-        for array, resample in pairs:
-            picture = Image.fromarray(array)
-            if flip:
-                picture = picture.transpose(Image.FLIP_LEFT_RIGHT)
-            picture = np.asarray(picture.rotate(angle, resample=resample, expand=False))
-            (out_images if array is image else out_masks).append(picture)
-    return out_images, (out_masks if masks is not None else None)
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """Float RGB ``[N, 3, H, W]`` in [0, 1] -> normalised with the ImageNet mean/std (on its device)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
 
 
 def to_tensor_batch(
@@ -197,10 +177,7 @@ def to_tensor_batch(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """uint8 RGB images -> float ``[N, 3, H, W]`` normalised with the ImageNet mean/std; masks -> float 0/1 ``[N, 1, H, W]``."""
     # contiguous NCHW like torchvision's ToTensor + stack: a channels-last input changes conv rounding
-    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    batch = (batch - mean) / std
+    batch = normalise(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().float().div_(255.0))
     if masks is None:
         return batch, None
     return batch, torch.from_numpy((np.stack(masks) > 127).astype(np.float32))[:, None]

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from reference_models.backbones import VGGBlocks, vgg_blocks
-from reference_models.data import augment, group_pairs, to_tensor_batch
+from reference_models.data import group_pairs
 
 if TYPE_CHECKING:
     from reference_models.data import GroupDataset
@@ -290,27 +290,19 @@ def build_model(cfg: dict) -> GCoNet:
     return model
 
 
-def make_batches(
+def plan_batches(
     dataset: GroupDataset, cfg: dict, rng: np.random.Generator
-) -> Iterator[dict[str, torch.Tensor]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch: one batch per group (in random order) with a random partner group, N images of each.
 
-    ``images`` ``[2N, 3, S, S]``, ``masks`` ``[2N, 1, S, S]``, ``labels`` ``[2N]`` (sorted-group index).
+    Yields (pair indices into ``dataset.pairs()`` ``[2N]``, labels ``[2N]`` = sorted-group index).
     """
     sizes = [len(dataset.items[group]) for group in dataset.groups]
-    for pair in group_pairs(sizes, rng, int(cfg.get("group_size", 16))):
-        images, masks, labels = [], [], []
-        for group_index, indices in ((pair.first, pair.first_images), (pair.second, pair.second_images)):
-            group = dataset.groups[group_index]
-            images += [dataset.image(group, i) for i in indices.tolist()]
-            masks += [dataset.mask(group, i) for i in indices.tolist()]
-            labels += [group_index] * len(indices)
-        if cfg.get("augment", True):
-            images, masks = augment(
-                images, masks, rng, float(cfg.get("flip_p", 0.5)), float(cfg.get("max_angle", 90.0))
-            )
-        image_tensor, mask_tensor = to_tensor_batch(images, masks)
-        yield {"images": image_tensor, "masks": mask_tensor, "labels": torch.tensor(labels, dtype=torch.long)}
+    for pair in group_pairs(sizes, rng, int(cfg["group_size"])):
+        rows = np.concatenate(
+            [dataset.rows(pair.first, pair.first_images), dataset.rows(pair.second, pair.second_images)]
+        )
+        yield rows, np.repeat(np.array([pair.first, pair.second], np.int64), len(pair.first_images))
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ Architecture (shapes for a 224 x 224 input; ``docs/rcgs.md`` lists every choice 
   co-categories.
 
 The module interface used by the shared trainer and predictor: ``DEFAULT_RECIPE``, ``prepare_config``,
-``build_model``, ``make_batches``, ``training_loss``, ``predict_group``, plus ``group_context`` and
+``build_model``, ``plan_batches``, ``training_loss``, ``predict_group``, plus ``group_context`` and
 ``decode`` for groups too large for one forward pass.
 """
 
@@ -38,7 +38,6 @@ from torch.nn import functional as F
 
 from cosalbench.errors import CosalbenchError
 from reference_models.backbones import vgg19_features
-from reference_models.data import augment, to_tensor_batch
 from reference_models.lrbp import LowRankBilinearPooling, signed_sqrt
 from reference_models.subgroups import (
     batched,
@@ -280,33 +279,27 @@ def build_model(cfg: dict) -> RCGS:
     )
 
 
-def make_batches(
+def plan_batches(
     dataset: GroupDataset, cfg: dict, rng: np.random.Generator
-) -> Iterator[dict[str, torch.Tensor]]:
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch of batches: ``subgroups_per_batch`` sub-groups of ``subgroup_size`` images of one group.
 
-    Each batch holds ``images`` ``[B, 3, S, S]`` (normalised), ``masks`` ``[B, 1, S, S]`` (0/1) and the
-    co-category ``labels`` ``[B / subgroup_size, K]`` over ``cfg["categories"]``.
+    Yields (pair indices into ``dataset.pairs()`` ``[B]``, co-category labels ``[B / subgroup_size, K]``
+    over ``cfg["categories"]``).
     """
     vocabulary: Sequence[str] = cfg["categories"]
-    size = int(cfg.get("subgroup_size", 5))
+    size = int(cfg["subgroup_size"])
     sizes = {group: len(dataset.items[group]) for group in dataset.groups}
-    for batch in batched(epoch_subgroups(sizes, size, rng), int(cfg.get("subgroups_per_batch", 56))):
-        images, masks, labels = [], [], []
+    position = {group: index for index, group in enumerate(dataset.groups)}
+    for batch in batched(epoch_subgroups(sizes, size, rng), int(cfg["subgroups_per_batch"])):
+        rows, labels = [], []
         for group, indices in batch:
             items = dataset.items[group]
-            for index in indices.tolist():
-                images.append(dataset.image(group, index))
-                masks.append(dataset.mask(group, index))
+            rows.append(dataset.rows(position[group], indices))
             labels.append(
                 co_category_labels([item_categories(items[i]) for i in indices.tolist()], vocabulary)
             )
-        if cfg.get("augment", True):
-            images, masks = augment(
-                images, masks, rng, float(cfg.get("flip_p", 0.5)), float(cfg.get("max_angle", 0.0))
-            )
-        image_tensor, mask_tensor = to_tensor_batch(images, masks)
-        yield {"images": image_tensor, "masks": mask_tensor, "labels": torch.from_numpy(np.stack(labels))}
+        yield np.concatenate(rows), np.stack(labels)
 
 
 def training_loss(model: RCGS, batch: dict[str, torch.Tensor], cfg: dict) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 A recipe is a mapping; nested mappings are addressed with dots (``loss_weights.focal=100``). Override
 values are parsed as YAML (``1e-4`` -> float too, ``[0.9, 0.99]`` -> list, ``null`` -> None). Only keys the
-recipe (or the trainer's defaults) already has can be overridden, so a typo is an error, not a no-op.
+schema (``reference_models.schema``) describes can be set, and each value is checked against it there.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import yaml
 
 from cosalbench import io
 from cosalbench.errors import CosalbenchError, exception_summary
+from reference_models import schema
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
@@ -36,22 +37,13 @@ def load_recipe(name: str | Path) -> dict[str, Any]:
     path = find_recipe(name)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CosalbenchError(path, "not a UTF-8 text file", "a recipe is a YAML file") from exc
     except yaml.YAMLError as exc:
         raise CosalbenchError(path, f"not valid YAML ({exception_summary(exc)})") from exc
     if not isinstance(data, dict):
         raise CosalbenchError(path, "a recipe must be a YAML mapping of keys to values")
     return data
-
-
-def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``update``, nested mappings merged key by key."""
-    out = copy.deepcopy(dict(base))
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def parse_value(raw: str, text: str = "") -> Any:
@@ -70,26 +62,33 @@ def parse_value(raw: str, text: str = "") -> Any:
     return value
 
 
-def apply_overrides(cfg: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``key=value`` strings (dotted keys for nested mappings) to a copy of ``cfg``."""
+def apply_overrides(
+    cfg: Mapping[str, Any], overrides: Sequence[str], keys: Mapping[str, schema.Field]
+) -> dict[str, Any]:
+    """Apply ``key=value`` strings (dotted keys for nested sections) to a copy of ``cfg``, each checked
+    against the schema ``keys``: an unknown key or a bad value is a one-line error naming it."""
     out = copy.deepcopy(dict(cfg))
     for text in overrides:
         key, sep, raw = text.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise CosalbenchError(None, f"bad override {text!r}", "write key=value, e.g. lr=1e-4")
-        value = parse_value(raw, text)
-        *parents, leaf = key.strip().split(".")
-        node = out
+        *parents, leaf = key.split(".")
+        node, specs = out, keys
         for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise CosalbenchError(None, f"override {text!r}: {part!r} is not a section of the recipe")
-            node = node[part]
-        if leaf not in node:
-            known = ", ".join(sorted(node))
+            spec = specs.get(part)
+            if spec is None or spec.kind != "section":
+                raise CosalbenchError(
+                    None,
+                    f"override {text!r}: {part!r} is not a section of the recipe",
+                    schema.suggest(part, specs),
+                )
+            node, specs = node.setdefault(part, {}), spec.fields
+        if leaf not in specs:
             raise CosalbenchError(
-                None, f"override {text!r}: unknown recipe key {key!r}", f"known keys: {known}"
+                None, f"override {text!r}: unknown recipe key {key!r}", schema.suggest(leaf, specs)
             )
-        node[leaf] = value
+        node[leaf] = schema.coerce(parse_value(raw, text), specs[leaf], key, f"override {text}")
     return out
 
 

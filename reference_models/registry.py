@@ -4,7 +4,9 @@ Every model module exposes:
 
 * ``DEFAULT_RECIPE: str`` -- file name of its recipe in ``recipes/``;
 * ``build_model(cfg) -> torch.nn.Module``;
-* ``make_batches(dataset, cfg, rng) -> Iterator[dict[str, Tensor]]`` -- one epoch of training batches;
+* ``plan_batches(dataset, cfg, rng) -> Iterator[(pairs, labels)]`` -- one epoch of training batches as
+  pair indices into ``dataset.pairs()`` and their labels (``reference_models.loader`` gathers, augments
+  and normalises them);
 * ``training_loss(model, batch, cfg) -> dict[str, Tensor]`` -- key ``"loss"`` is the total, the others are logged;
 * ``predict_group(model, images, cfg) -> Tensor[N, 1, H, W]`` in [0, 1] for one whole (normalised) group.
 
@@ -12,7 +14,8 @@ Optional hooks: ``prepare_config(cfg, dataset) -> cfg`` (fill recipe values that
 called before ``build_model``), ``group_context(model, images, cfg)`` + ``decode(model, images, context, cfg)``
 (predict a group too large for one forward pass: the context is computed over the whole group, chunking its
 own passes by ``cfg["predict_chunk"]``; ``decode`` then runs chunk by chunk), ``adapt_state_dict(state) ->
-state`` (accept an official release's checkpoint).
+state`` (accept an official release's checkpoint), ``RECIPE_KEYS: dict[str, schema.Field]`` (recipe keys of
+this model beyond ``schema.TRAINER_KEYS`` and its section of ``schema.MODEL_KEYS``).
 """
 
 from __future__ import annotations

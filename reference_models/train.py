@@ -11,13 +11,11 @@ Run directory: ``recipe.yaml`` (resolved), ``log.jsonl``, ``checkpoint.pth``, ``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import queue
 import random
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,41 +28,11 @@ from cosalbench import __version__, io
 from cosalbench.datasets import synth
 from cosalbench.errors import CosalbenchError
 from cosalbench.layout import resolve_data_root
-from reference_models import backbones, recipes
+from reference_models import backbones, cache, loader, recipes, rundir, schema
+from reference_models.cache import ImageCache
 from reference_models.data import GroupDataset
 from reference_models.registry import load_model_module
 
-# Keys every recipe has (the recipe file overrides them).
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "model": None,
-    "train_set": "DUTS_class",
-    "data_root": None,
-    "size": 224,
-    "seed": 0,
-    "epochs": 1,
-    "max_steps": None,
-    "optimizer": "adam",
-    "lr": 1e-4,
-    "betas": [0.9, 0.999],
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "backbone_lr_mult": 1.0,
-    "lr_step": None,
-    "lr_step_unit": "epoch",
-    "lr_gamma": 0.1,
-    "grad_clip": None,
-    "amp": "bf16",
-    "compile": False,
-    "deterministic": False,
-    "device": "auto",
-    "pretrained": True,
-    "backbone_weights": None,
-    "checkpoint_every": None,
-    "log_every": 1,
-    "preload_workers": 4,
-    "prefetch": 2,
-    "synthetic": {"n_groups": 8, "images_per_group": 8, "height": 96, "width": 96, "seed": 0},
-}
 SYNTHETIC_NAME = "SynthTrain"
 # Keys that may change when a run is resumed (they do not change what is being trained).
 RUN_CONTROL_KEYS = frozenset(
@@ -76,6 +44,8 @@ RUN_CONTROL_KEYS = frozenset(
         "log_every",
         "prefetch",
         "preload_workers",
+        "loader_workers",
+        "cache_dir",
         "data_root",
         "backbone_weights",
         "compile",
@@ -88,13 +58,22 @@ FINAL = "final.pth"
 def resolve_recipe(
     model: str, recipe: str | Path | None, overrides: list[str], flags: dict[str, Any]
 ) -> dict:
-    """Trainer defaults <- recipe file (the model's default when None) <- ``key=value`` <- CLI flags."""
+    """Schema defaults <- recipe file (the model's default when None) <- ``key=value`` <- CLI flags.
+
+    Every layer is validated against the schema (``reference_models.schema``): an unknown key or a bad
+    value is a one-line error naming the key, the value and what it expects. ``flags`` maps recipe keys
+    to CLI values (None = not given); a bad one is named by its option (``--max-steps``).
+    """
     module = load_model_module(model)
-    cfg = recipes.merge(TRAINER_DEFAULTS, recipes.load_recipe(recipe or module.DEFAULT_RECIPE))
-    if cfg.get("model") not in (None, model):
-        raise CosalbenchError(recipe, f"this recipe is for model {cfg['model']!r}, not {model!r}")
-    cfg = recipes.apply_overrides(cfg, overrides)
-    cfg.update({key: value for key, value in flags.items() if value is not None})
+    keys = schema.keys_for(model, module)
+    path = recipes.find_recipe(recipe or module.DEFAULT_RECIPE)
+    loaded = recipes.load_recipe(path)
+    if loaded.get("model") not in (None, model):
+        raise CosalbenchError(path, f"this recipe is for model {loaded['model']!r}, not {model!r}")
+    cfg = recipes.apply_overrides(schema.validate(loaded, keys, path), overrides, keys)
+    for key, value in flags.items():
+        if value is not None:
+            cfg[key] = schema.coerce(value, keys[key], key, "--" + key.replace("_", "-"))
     cfg["model"] = model
     return cfg
 
@@ -130,19 +109,65 @@ def autocast(device: torch.device, amp: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def training_set(cfg: dict, out: Path) -> GroupDataset:
+class Distributed:
+    """World size, ranks and process group from torchrun's environment (world size 1 without it)."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def start(self, device: torch.device) -> None:
+        if self.world > 1 and not torch.distributed.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op without torchrun)."""
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+
+    def stop(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def training_set(cfg: dict, out: Path, dist: Distributed) -> GroupDataset:
     """The recipe's training set (not decoded yet).
 
-    ``train_set: synthetic`` generates ``SynthTrain`` under ``<out>/data`` from the ``synthetic`` section.
+    ``train_set: synthetic`` generates ``SynthTrain`` under ``<out>/data`` from the ``synthetic`` section:
+    rank 0 writes it, the other ranks wait for it.
     """
     if str(cfg["train_set"]).lower() == "synthetic":
-        spec = synth.SynthSpec(name=SYNTHETIC_NAME, **cfg["synthetic"])
-        dataset = GroupDataset(synth.write_dataset(out / "data", spec), SYNTHETIC_NAME, int(cfg["size"]))
+        if dist.main:
+            synth.write_dataset(out / "data", synth.SynthSpec(name=SYNTHETIC_NAME, **cfg["synthetic"]))
+        dist.barrier()
+        return GroupDataset(out / "data", SYNTHETIC_NAME, int(cfg["size"]))
+    return GroupDataset(resolve_data_root(cfg.get("data_root")), str(cfg["train_set"]), int(cfg["size"]))
+
+
+def training_cache(
+    cfg: dict, out: Path, dataset: GroupDataset, dist: Distributed, progress: bool
+) -> ImageCache:
+    """The decoded-image cache of ``dataset``: built by local rank 0 of each machine, opened by all.
+
+    Synthetic sets cache under ``<out>/cache``; others under ``cache_dir`` (default
+    ``$COSALBENCH_CACHE`` or ``~/.cache/cosalbench``).
+    """
+    if str(cfg["train_set"]).lower() == "synthetic":
+        root = out / "cache"
     else:
-        dataset = GroupDataset(
-            resolve_data_root(cfg.get("data_root")), str(cfg["train_set"]), int(cfg["size"])
-        )
-    return dataset
+        root = Path(cfg["cache_dir"]) if cfg.get("cache_dir") else cache.default_cache_root()
+    builder = dist.local_rank == 0
+    if builder:
+        opened = cache.open_or_build(dataset, root, int(cfg["preload_workers"]), progress and dist.main)
+    dist.barrier()
+    return opened if builder else cache.open_or_build(dataset, root, may_build=False)
 
 
 def check_resumable(path: Path, saved: dict, cfg: dict) -> None:
@@ -196,77 +221,6 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, cfg: dict, epoch: int, s
     return optimizer.param_groups[0]["lr"]
 
 
-def prefetch(batches: Iterator[dict], depth: int) -> Iterator[dict]:
-    """Produce batches in a background thread (decode/augment overlap the step); ``depth`` 0 = inline."""
-    if depth <= 0:
-        yield from batches
-        return
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                if stop.is_set():
-                    return
-                buffer.put(batch)
-            buffer.put(done)
-        except BaseException as exc:  # noqa: BLE001 -- re-raised in the consumer
-            buffer.put(exc)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                buffer.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)
-
-
-class Distributed:
-    """World size, ranks and process group from torchrun's environment (world size 1 without it)."""
-
-    def __init__(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def start(self, device: torch.device) -> None:
-        if self.world > 1 and not torch.distributed.is_initialized():
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
-            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-    def stop(self) -> None:
-        if self.world > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """``torch.save`` to a temporary name, then rename."""
-    with io.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-
-
 def train(
     cfg: dict,
     out: str | Path,
@@ -288,7 +242,8 @@ def train(
     device = resolve_device(str(cfg["device"]), dist.local_rank)
     dist.start(device)
     try:
-        return _train(cfg, out, dist, device, source if resume else None, progress)
+        with rundir.lock_run(out) if dist.main else contextlib.nullcontext():
+            return _train(cfg, out, dist, device, source if resume else None, progress)
     finally:
         dist.stop()
 
@@ -297,22 +252,25 @@ def _train(
     cfg: dict, out: Path, dist: Distributed, device: torch.device, source: Path | None, progress: bool
 ) -> dict:
     module = load_model_module(cfg["model"])
+    state = (
+        backbones.load_torch_mapping(source, "checkpoint")
+        if source is not None and source.is_file()
+        else None
+    )
     seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
-    dataset = training_set(cfg, out)
+    dataset = training_set(cfg, out, dist)
     if hasattr(module, "prepare_config"):
         try:
             cfg = module.prepare_config(cfg, dataset)
         except ValueError as exc:
             raise CosalbenchError(dataset.data_root, str(exc)) from exc
     model = module.build_model(cfg).to(device)  # fails fast on missing backbone weights
-    if cfg.get("preload_workers"):  # decode every image now, in parallel (0: on first use)
-        dataset.preload(int(cfg["preload_workers"]), progress and dist.main)
+    images = training_cache(cfg, out, dataset, dist, progress)
     backbone = backbones.backbone_init(model)
     optimizer = build_optimizer(model, cfg)
     epoch, position, step = 0, 0, 0
     checkpoint_path = out / CHECKPOINT
-    if source is not None and source.is_file():
-        state = backbones.load_torch_mapping(source, "checkpoint")
+    if state is not None:
         check_resumable(source, state, cfg)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -322,6 +280,7 @@ def _train(
     meta = {"cosalbench": __version__, "model_name": cfg["model"], "backbone": backbone, "recipe": cfg}
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
+        rundir.trim_log(out / "log.jsonl", step)
         recipes.save_recipe(out / "recipe.yaml", {**cfg, "backbone": backbone})
     if device.type == "cpu" and cfg["compile"]:
         cfg = {**cfg, "compile": False}  # torch.compile only pays off (and is only tested) on CUDA
@@ -338,13 +297,15 @@ def _train(
             payload.update(
                 model=model.state_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state()
             )
-            save_checkpoint(checkpoint_path, payload)
+            rundir.save_checkpoint(checkpoint_path, payload)
 
     max_steps = int(cfg["max_steps"]) if cfg.get("max_steps") else None
     every = int(cfg["checkpoint_every"]) if cfg.get("checkpoint_every") else None
     epochs = int(cfg["epochs"]) if cfg.get("epochs") is not None else None
     losses: list[float] = []
     images_seen, started = 0, time.perf_counter()
+    pin = device.type == "cuda"
+    epoch_shape: dict[str, int] = {}
     bar = tqdm(
         total=max_steps,
         initial=step,
@@ -356,20 +317,18 @@ def _train(
     model.train()
     try:
         while (epochs is None or epoch < epochs) and (max_steps is None or step < max_steps):
-            rng = np.random.default_rng([int(cfg["seed"]), epoch])
-            batches = module.make_batches(dataset, cfg, rng)
-            for _ in range(position):  # resume inside an epoch: replay the sampler, skip the batches done
-                next(batches, None)
-            round_size, pending = dist.world, []
-            for batch in prefetch(batches, int(cfg["prefetch"])):
+            plans = loader.epoch_plan(module, dataset, cfg, epoch)
+            share = loader.rank_share(len(plans), dist.world, dist.rank, cfg["ddp_leftover"])
+            epoch_shape = {"batches_per_epoch": len(plans), "steps_per_epoch": len(share)}
+            mine = [plans[index] for index in share[position:]]  # resume inside an epoch: skip the steps done
+            for raw in loader.share_loader(
+                images, mine, int(cfg["loader_workers"]), int(cfg["prefetch"]), pin
+            ):
+                count = loader.round_images(plans, dist.world, position)
                 position += 1
-                pending.append(batch)
-                if len(pending) < round_size:
-                    continue  # every rank steps once per round of world-size batches
-                batch, pending = pending[dist.rank], []
                 lr = set_learning_rate(optimizer, cfg, epoch, step)
                 tick = time.perf_counter()
-                batch = _to_device(batch, device)
+                batch = loader.device_batch(raw, device)
                 with autocast(device, cfg["amp"]):
                     parts = module.training_loss(runner, batch, cfg)
                 loss = parts["loss"]
@@ -384,7 +343,6 @@ def _train(
                     torch.cuda.synchronize(device)
                 seconds = time.perf_counter() - tick
                 step += 1
-                count = int(batch["images"].shape[0]) * dist.world
                 images_seen += count
                 losses.append(float(loss.detach()))
                 if log is not None and step % int(cfg["log_every"]) == 0:
@@ -426,6 +384,11 @@ def _train(
         "device": str(device),
         "world_size": dist.world,
         "steps": step,
+        "step_unit": "global optimizer step (one batch on every rank)",
+        "ddp_leftover": cfg["ddp_leftover"],
+        **epoch_shape,
+        "leftover_batches_per_epoch": epoch_shape.get("batches_per_epoch", 0) % dist.world,
+        "effective_batch": round(images_seen / len(losses), 2) if losses else None,
         "epochs_completed": epoch,
         "steps_this_run": len(losses),
         "seconds": round(elapsed, 2),
@@ -435,6 +398,8 @@ def _train(
         "final": str(out / FINAL),
     }
     if dist.main:
-        save_checkpoint(out / FINAL, {**meta, "recipe": cfg, "step": step, "model": model.state_dict()})
+        rundir.save_checkpoint(
+            out / FINAL, {**meta, "recipe": cfg, "step": step, "model": model.state_dict()}
+        )
         io.write_json(out / "summary.json", summary)
     return summary

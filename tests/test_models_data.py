@@ -9,9 +9,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from PIL import Image  # noqa: E402
+
 from cosalbench.errors import CosalbenchError  # noqa: E402
-from reference_models import gconet  # noqa: E402
-from reference_models.data import GroupDataset, augment, group_pairs, to_tensor_batch  # noqa: E402
+from reference_models import cache, gconet, loader  # noqa: E402
+from reference_models.data import GroupDataset, group_pairs, to_tensor_batch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +51,54 @@ def test_missing_dataset_and_masks_are_errors(synth_root: Path, tmp_path: Path) 
     assert len(GroupDataset(tmp_path, "X", 32, with_masks=False)) == 1
 
 
-def test_augment_is_deterministic_and_keeps_masks_binary(dataset: GroupDataset) -> None:
+def test_device_augmentation_flips_rotates_and_keeps_masks_binary(dataset: GroupDataset) -> None:
     group = dataset.groups[0]
-    images = [dataset.image(group, i) for i in range(3)]
-    masks = [dataset.mask(group, i) for i in range(3)]
-    a_images, a_masks = augment(images, masks, np.random.default_rng(7))
-    b_images, b_masks = augment(images, masks, np.random.default_rng(7))
-    assert all(np.array_equal(a, b) for a, b in zip(a_images, b_images, strict=True))
-    assert all(set(np.unique(m)) <= {0, 255} for m in a_masks)
-    flipped, flipped_masks = augment(images, masks, np.random.default_rng(0), flip_p=1.0, max_angle=0.0)
-    assert np.array_equal(flipped[0], images[0][:, ::-1]) and np.array_equal(
-        flipped_masks[0], masks[0][:, ::-1]
+    images = np.stack([dataset.image(group, i) for i in range(3)])
+    masks = np.stack([dataset.mask(group, i) for i in range(3)])
+    raw = {"images": torch.from_numpy(images), "masks": torch.from_numpy(masks),
+           "labels": torch.zeros(3, dtype=torch.long), "flips": torch.tensor([True, False, False]),
+           "angles": torch.tensor([0.0, 90.0, 33.0])}  # fmt: skip
+    batch = loader.device_batch(raw, torch.device("cpu"))
+    expected, _ = to_tensor_batch([images[0][:, ::-1].copy(), np.rot90(images[1]).copy()])
+    assert torch.allclose(batch["images"][:2], expected, atol=1e-5)  # flip; 90 degrees counter-clockwise
+    pil_mask = np.asarray(Image.fromarray(masks[2]).rotate(33.0, resample=Image.NEAREST))
+    assert np.array_equal(batch["masks"][2, 0].numpy() * 255, pil_mask)  # PIL's rotate, nearest
+    assert set(torch.unique(batch["masks"]).tolist()) <= {0.0, 1.0}
+
+
+def test_cache_stores_each_image_once_and_is_reused(dataset: GroupDataset, tmp_path: Path) -> None:
+    entry = cache.open_or_build(dataset, tmp_path, workers=2, progress=False)
+    assert entry.images.shape == (24, 48, 48, 3) and entry.masks.shape == (24, 48, 48)
+    item = dataset.pairs()[7]
+    images, masks = entry.gather(np.array([7]))
+    assert np.array_equal(images[0], dataset.image(item.group, 1)) and np.array_equal(
+        masks[0], dataset.mask(item.group, 1)
     )
+    assert tuple(entry.original_sizes[7]) == (120, 160)
+    again = cache.open_or_build(dataset, tmp_path, progress=False)
+    assert again.folder == entry.folder and len(list(tmp_path.iterdir())) == 1
+
+
+def test_rank_shares_cover_the_epoch_and_count_global_steps() -> None:
+    assert loader.rank_share(5, 2, 0) == [0, 2, 4] and loader.rank_share(5, 2, 1) == [1, 3, 0]  # padded
+    assert loader.rank_share(5, 2, 1, "drop") == [1, 3]
+    assert loader.rank_share(4, 1, 0) == [0, 1, 2, 3]
+
+
+def test_worker_processes_deliver_the_same_batches(dataset: GroupDataset, tmp_path: Path) -> None:
+    entry = cache.open_or_build(dataset, tmp_path, workers=1, progress=False)
+    cfg = {"seed": 3, "group_size": 4, "augment": True, "flip_p": 0.5, "max_angle": 90.0}
+    plans = loader.epoch_plan(gconet, dataset, cfg, epoch=0)
+    again = loader.epoch_plan(gconet, dataset, cfg, epoch=0)  # a plan depends on (seed, epoch) only
+    assert all(
+        np.array_equal(a.pairs, b.pairs) and np.array_equal(a.angles, b.angles)
+        for a, b in zip(plans, again, strict=True)
+    )
+    inline = list(loader.share_loader(entry, plans, workers=0, prefetch=1))
+    workers = list(loader.share_loader(entry, plans, workers=2, prefetch=1))
+    assert len(inline) == len(workers) == 4
+    for a, b in zip(inline, workers, strict=True):
+        assert all(torch.equal(a[key], b[key]) for key in a)
 
 
 def test_to_tensor_batch_normalises_with_imagenet_statistics() -> None:
@@ -91,9 +129,9 @@ def test_group_pairs_follow_the_gconet_rule() -> None:
 
 
 def test_gconet_batches(dataset: GroupDataset) -> None:
-    batches = list(gconet.make_batches(dataset, {"group_size": 4}, np.random.default_rng(0)))
-    assert len(batches) == 4
-    batch = batches[0]
-    assert tuple(batch["images"].shape) == (8, 3, 48, 48) and tuple(batch["masks"].shape) == (8, 1, 48, 48)
-    labels = batch["labels"].tolist()
-    assert labels[:4] == [labels[0]] * 4 and labels[4:] == [labels[4]] * 4 and labels[0] != labels[4]
+    plans = list(gconet.plan_batches(dataset, {"group_size": 4}, np.random.default_rng(0)))
+    assert len(plans) == 4
+    pairs, labels = plans[0]
+    assert pairs.shape == (8,) and labels.tolist()[:4] == [labels[0]] * 4 and labels[4] != labels[0]
+    groups = [dataset.pairs()[i].group for i in pairs.tolist()]
+    assert groups[:4] == [dataset.groups[labels[0]]] * 4 and groups[4:] == [dataset.groups[labels[4]]] * 4

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from cosalbench import io  # noqa: E402
 from cosalbench.cli import main  # noqa: E402
-from reference_models import recipes  # noqa: E402
+from reference_models import recipes, schema  # noqa: E402
 
 SMOKE = str(Path(__file__).resolve().parents[1] / "recipes" / "gconet-smoke.yaml")
 
@@ -142,10 +142,13 @@ def test_bad_overrides_and_models_exit_2(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_overrides_parse_yaml_values() -> None:
+    keys = {"lr": schema.TRAINER_KEYS["lr"], "loss_weights": schema.GCONET_KEYS["loss_weights"]}
     cfg = recipes.apply_overrides(
-        {"lr": 1.0, "loss_weights": {"focal": 250.0}}, ["lr=1e-4", "loss_weights.focal=10"]
+        {"lr": 1.0, "loss_weights": {"iou": 1.0, "cls": 3.0, "focal": 250.0}},
+        ["lr=1e-4", "loss_weights.focal=10"],
+        keys,
     )
-    assert cfg == {"lr": 1e-4, "loss_weights": {"focal": 10}}
+    assert cfg == {"lr": 1e-4, "loss_weights": {"iou": 1.0, "cls": 3.0, "focal": 10.0}}
 
 
 def test_corrupt_checkpoints_are_named_on_resume_and_predict(
@@ -177,3 +180,14 @@ def test_corrupt_checkpoints_are_named_on_resume_and_predict(
             main(command)
         assert info.value.code == 2
         assert message in capsys.readouterr().err
+
+
+def test_resume_after_a_crash_never_repeats_step_records(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["train-reference", "gconet", "--recipe", SMOKE, "--out", str(run), "--quiet"]
+    main([*args, "--max-steps", "2"])
+    saved = (run / "checkpoint.pth").read_bytes()
+    main([*args, "--max-steps", "3"])
+    (run / "checkpoint.pth").write_bytes(saved)  # a crash after logging step 3, before checkpointing it
+    main([*args, "--max-steps", "4"])
+    assert [r["step"] for r in read_log(run)] == [1, 2, 3, 4]

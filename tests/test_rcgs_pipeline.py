@@ -52,13 +52,10 @@ def test_co_category_labels_from_a_hand_made_manifest(tmp_path: Path) -> None:
     vocabulary = ["cat", "dog", "frisbee", "person", "sofa", "wild bird"]
     assert cfg["categories"] == vocabulary
     labels = set()
-    for batch in rcgs.make_batches(dataset, cfg, np.random.default_rng(0)):
-        assert batch["images"].shape == (2, 3, 32, 32)
-        assert batch["masks"].shape == (2, 1, 32, 32)
-        assert batch["labels"].shape == (1, 6)
-        labels.add(
-            tuple(name for name, on in zip(vocabulary, batch["labels"][0].tolist(), strict=True) if on)
-        )
+    for pairs, batch_labels in rcgs.plan_batches(dataset, cfg, np.random.default_rng(0)):
+        assert pairs.shape == (2,) and len({dataset.pairs()[i].group for i in pairs.tolist()}) == 1
+        assert batch_labels.shape == (1, 6)
+        labels.add(tuple(name for name, on in zip(vocabulary, batch_labels[0].tolist(), strict=True) if on))
     # dog: shared by both images; cat: one image used twice; wild bird: no manifest categories -> group name
     assert labels == {("dog", "person"), ("cat", "sofa"), ("wild bird",)}
     # a recipe that already names its vocabulary keeps it (e.g. fine-tuning on another set)

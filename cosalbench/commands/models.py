@@ -6,6 +6,7 @@ torch is imported only when one of these commands runs; without it they say how 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -87,7 +88,8 @@ def train_reference(
         raise CosalbenchError(resume_from, "--resume and --restart exclude each other")
     run = out or Path("runs") / model.lower()
     summary = train(cfg, run, resume=not restart, progress=not quiet, resume_from=resume_from)
-    click.echo(json.dumps(summary, indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary per run, not one per torchrun rank
+        click.echo(json.dumps(summary, indent=2))
 
 
 def _predict_command(model: str) -> click.Command:
