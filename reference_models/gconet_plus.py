@@ -276,8 +276,6 @@ def joint_dataset(dataset: GroupDataset, cfg: dict) -> GroupDataset | None:
     key = (str(dataset.data_root), str(name), int(cfg["size"]))
     if key not in _JOINT_SETS:
         _JOINT_SETS[key] = GroupDataset(dataset.data_root, str(name), int(cfg["size"]))
-        if cfg.get("preload_workers"):
-            _JOINT_SETS[key].preload(int(cfg["preload_workers"]), progress=False)
     return _JOINT_SETS[key]
 
 

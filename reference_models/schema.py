@@ -180,7 +180,15 @@ RCGS_KEYS: dict[str, Field] = {
     "subgroups_per_batch": Field("int", 56, "sub-groups per step", low=1),
     "categories": Field("strs", [], "co-category vocabulary ([]: from the training manifest)"),
     "group_pooling": Field("choice", "hlrbp", "group pooling", choices=("hlrbp", "ap")),
-    "fusion": Field("choice", "multi", "where the group vector is fused", choices=("multi", "single")),
+    "fusion": Field(
+        "choice",
+        "multi",
+        "where the group vector is fused: multi (pool3, pool4, pool5) or single-g5 (Table 2: G5 only)",
+        choices=("multi", "single-g5"),
+    ),
+    "group_dim": Field(
+        "int", 512, "D: size of the group semantic vector (classifier W is D x L, eq. 7)", low=1
+    ),
     "reduce_channels": Field("int", 256, "1x1 reduction of pool5 before the image LRBP", low=1),
     "embed_dim": Field("int", 512, "image descriptor size", low=1),
     "lrbp_rank": Field("int", 8, "rank r of the LRBP layers", low=2),
@@ -188,8 +196,42 @@ RCGS_KEYS: dict[str, Field] = {
     "category_weight": Field("float", 1.0, "lambda of the co-category loss", low=0.0),
 }
 
+GCONET_PLUS_KEYS: dict[str, Field] = {
+    "num_classes": Field(
+        "int", 291, "classifier width ('auto': largest group count)", low=2, literals=("auto",)
+    ),
+    "group_size": Field(
+        "int", 26, "N = min(N, |g1|, |g2|) images of each of the two groups per batch", low=1
+    ),
+    "joint_train_set": Field(
+        "str", "COCO-SEG", "second training set whose batch loss each step adds (null: none)", nullable=True
+    ),
+    "backbone": Field("choice", "vgg16_bn", "backbone architecture", choices=("vgg16_bn",)),
+    "rotate_p": Field("float", 0.2, "probability of a random rotation", low=0.0, high=1.0),
+    "color_enhance": Field("bool", True, "random brightness, contrast, colour and sharpness"),
+    "trainable_backbone": Field("strs", [], "backbone parameter prefixes that train ([]: frozen)"),
+    "triplet_margin": Field("float", 0.1, "margin of the triplet loss", low=0.0),
+    "loss_weights": Field(
+        "section",
+        None,
+        "weights of the loss terms",
+        fields={
+            "bce": Field("float", 120.0, low=0.0),
+            "iou": Field("float", 2.0, low=0.0),
+            "triplet": Field("float", 12.0, low=0.0),
+            "cls": Field("float", 3.0, low=0.0),
+            "contrast": Field("float", 250.0, low=0.0),
+            "cls_mask": Field("float", 10.0, low=0.0),
+        },
+    ),
+}
+
 # One section per model; a model module's own RECIPE_KEYS table is merged over its section.
-MODEL_KEYS: dict[str, dict[str, Field]] = {"gconet": GCONET_KEYS, "rcgs": RCGS_KEYS}
+MODEL_KEYS: dict[str, dict[str, Field]] = {
+    "gconet": GCONET_KEYS,
+    "gconet_plus": GCONET_PLUS_KEYS,
+    "rcgs": RCGS_KEYS,
+}
 
 
 def keys_for(model: str, module: ModuleType | None = None) -> dict[str, Field]:

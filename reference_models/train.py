@@ -12,11 +12,14 @@ Run directory: ``recipe.yaml`` (resolved), ``log.jsonl``, ``checkpoint.pth``, ``
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -248,6 +251,45 @@ def train(
         dist.stop()
 
 
+def cached_batches(
+    module: ModuleType,
+    dataset: GroupDataset,
+    cfg: dict,
+    epoch: int,
+    position: int,
+    images: ImageCache,
+    dist: Distributed,
+    pin: bool,
+) -> tuple[Iterator[tuple[int, dict[str, torch.Tensor]]], dict[str, int]]:
+    """This rank's remaining batches of ``epoch`` from the shared cache, each with the step's global image
+    count (uint8, augmented later on the device), and the epoch's shape."""
+    plans = loader.epoch_plan(module, dataset, cfg, epoch)
+    share = loader.rank_share(len(plans), dist.world, dist.rank, cfg["ddp_leftover"])
+    mine = [plans[index] for index in share[position:]]  # resume inside an epoch: skip the steps done
+    raw = loader.share_loader(images, mine, int(cfg["loader_workers"]), int(cfg["prefetch"]), pin)
+    counted = (
+        (loader.round_images(plans, dist.world, position + done), batch) for done, batch in enumerate(raw)
+    )
+    return counted, {"batches_per_epoch": len(plans), "steps_per_epoch": len(share)}
+
+
+def own_batches(
+    module: ModuleType, dataset: GroupDataset, cfg: dict, epoch: int, position: int, device: torch.device
+) -> tuple[Iterator[tuple[int, dict[str, torch.Tensor]]], dict[str, int]]:
+    """The remaining batches of ``epoch`` from the model's own ``make_batches`` (one process, built on the
+    fly, augmented by the model), on ``device``; the epoch's shape is not known ahead."""
+    rng = np.random.default_rng([int(cfg["seed"]), epoch])
+    batches = itertools.islice(module.make_batches(dataset, cfg, rng), position, None)
+    moved = (
+        (
+            sum(int(value.shape[0]) for key, value in batch.items() if key.endswith("images")),
+            {key: value.to(device) for key, value in batch.items()},
+        )
+        for batch in batches
+    )
+    return moved, {}
+
+
 def _train(
     cfg: dict, out: Path, dist: Distributed, device: torch.device, source: Path | None, progress: bool
 ) -> dict:
@@ -265,7 +307,14 @@ def _train(
         except ValueError as exc:
             raise CosalbenchError(dataset.data_root, str(exc)) from exc
     model = module.build_model(cfg).to(device)  # fails fast on missing backbone weights
-    images = training_cache(cfg, out, dataset, dist, progress)
+    own = not hasattr(module, "plan_batches")
+    if own and dist.world > 1:
+        raise CosalbenchError(
+            None,
+            f"{cfg['model']} builds its own batches and trains in one process",
+            "run it without torchrun",
+        )
+    images = None if own else training_cache(cfg, out, dataset, dist, progress)
     backbone = backbones.backbone_init(model)
     optimizer = build_optimizer(model, cfg)
     epoch, position, step = 0, 0, 0
@@ -317,18 +366,15 @@ def _train(
     model.train()
     try:
         while (epochs is None or epoch < epochs) and (max_steps is None or step < max_steps):
-            plans = loader.epoch_plan(module, dataset, cfg, epoch)
-            share = loader.rank_share(len(plans), dist.world, dist.rank, cfg["ddp_leftover"])
-            epoch_shape = {"batches_per_epoch": len(plans), "steps_per_epoch": len(share)}
-            mine = [plans[index] for index in share[position:]]  # resume inside an epoch: skip the steps done
-            for raw in loader.share_loader(
-                images, mine, int(cfg["loader_workers"]), int(cfg["prefetch"]), pin
-            ):
-                count = loader.round_images(plans, dist.world, position)
+            if images is None:  # the model builds its own batches (GCoNet+'s joint two-set steps)
+                stream, epoch_shape = own_batches(module, dataset, cfg, epoch, position, device)
+            else:
+                stream, epoch_shape = cached_batches(module, dataset, cfg, epoch, position, images, dist, pin)
+            for count, batch in stream:
                 position += 1
                 lr = set_learning_rate(optimizer, cfg, epoch, step)
                 tick = time.perf_counter()
-                batch = loader.device_batch(raw, device)
+                batch = loader.device_batch(batch, device) if images is not None else batch
                 with autocast(device, cfg["amp"]):
                     parts = module.training_loss(runner, batch, cfg)
                 loss = parts["loss"]
