@@ -37,7 +37,7 @@ from cosalbench import __version__, io, layout
 from cosalbench.baselines.colour import matlab_round, rounded_lab
 from cosalbench.baselines.kmeans import kmeans_pp
 from cosalbench.datasets import registry
-from cosalbench.datasets.inputs import entry_problem, plain_folder_name, refuse_unreadable
+from cosalbench.datasets.inputs import entry_problem, refuse_unreadable
 from cosalbench.errors import CosalbenchError
 from cosalbench.imresize import imresize
 from cosalbench.parallel import process_pool
@@ -414,7 +414,7 @@ def predict_dataset(
     """
     data_root = layout.resolve_data_root(data_root)
     dataset = _resolve_dataset(data_root, registry.dataset_folder_name(dataset))
-    method = plain_folder_name(method, "--method")
+    method = layout.plain_name(method, "--method")
     source = layout.images_dir(data_root, dataset)
     groups = layout.list_groups(source)
     if not groups:

@@ -35,13 +35,6 @@ def entry_problem(path: Path) -> str | None:
     return None
 
 
-def plain_folder_name(name: str, what: str) -> str:
-    """``name`` when it can be one folder under an output root (no ``/``, ``..`` or leading dot)."""
-    if not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\\0"):
-        raise CosalbenchError(None, f"{what} {name!r} is not a usable folder name", "use a plain folder name")
-    return name
-
-
 def refuse_unreadable(
     problems: Sequence[tuple[Path, str]], total: int, what: str, hint: str = "fix or remove them"
 ) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cosalbench.datasets.inputs import plain_folder_name
+from cosalbench import layout
 
 # The folder pairs (image sub-folder, mask sub-folder) the public sets ship in, in probing order.
 IMAGE_BINARY = ("image", "binary")
@@ -140,4 +140,4 @@ def canonical_name(name: str) -> str:
 
 def dataset_folder_name(name: str) -> str:
     """The canonical name of a known dataset; an unknown name must be a plain folder name."""
-    return plain_folder_name(canonical_name(name), "dataset name")
+    return layout.plain_name(canonical_name(name), "dataset name")
