@@ -24,6 +24,7 @@ import torch
 
 from cosalbench import io
 from cosalbench.errors import CosalbenchError, from_os_error
+from cosalbench.parallel import stop_signals_deferred
 
 LOCK = ".lock"
 
@@ -83,10 +84,11 @@ def save_checkpoint(path: Path, payload: dict) -> None:
     """``torch.save`` ``payload`` to a temporary name beside ``path`` and rename it onto ``path``.
 
     On failure nothing is left under either name and the error names ``path`` in one line
-    (``No space left on device`` on a full disk).
+    (``No space left on device`` on a full disk). Ctrl-C or SIGTERM during the save is raised once the
+    checkpoint is complete: raised inside torch's writer it would surface as a failed write.
     """
     try:
-        with io.atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as raw:
+        with stop_signals_deferred(), io.atomic_path(path) as tmp, open(tmp, "wb", buffering=0) as raw:
             writer = _ErrnoKeepingWriter(raw)
             try:
                 torch.save(payload, writer)
