@@ -10,6 +10,9 @@ Every model module exposes:
 * ``training_loss(model, batch, cfg) -> dict[str, Tensor]`` -- key ``"loss"`` is the total, the others are logged;
 * ``predict_group(model, images, cfg) -> Tensor[N, 1, H, W]`` in [0, 1] for one whole (normalised) group.
 
+A predict-only model (a released-weights port without the training code) leaves out ``plan_batches`` and
+``training_loss``: ``train-reference`` refuses it with one line.
+
 Optional hooks: ``prepare_config(cfg, dataset) -> cfg`` (fill recipe values that depend on the training set,
 called before ``build_model``), ``group_context(model, images, cfg)`` + ``decode(model, images, context, cfg)``
 (predict a group too large for one forward pass: the context is computed over the whole group, chunking its

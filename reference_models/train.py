@@ -68,6 +68,12 @@ def resolve_recipe(
     to CLI values (None = not given); a bad one is named by its option (``--max-steps``).
     """
     module = load_model_module(model)
+    if not hasattr(module, "training_loss"):
+        raise CosalbenchError(
+            None,
+            f"{model} is predict-only in cosalbench (its port has no training loss)",
+            "see `cosalbench models` for the models that train",
+        )
     keys = schema.keys_for(model, module)
     path = recipes.find_recipe(recipe or module.DEFAULT_RECIPE)
     loaded = recipes.load_recipe(path)
