@@ -104,18 +104,22 @@ def list_images(group_dir: Path, extensions: Iterable[str] = IMAGE_EXTENSIONS) -
 
 
 def entry_problem(path: Path) -> str | None:
-    """Why an entry named like an image cannot be one (None for a non-empty regular file)."""
+    """Why ``path`` cannot be read as a file (a broken link, a folder, an empty file...), or None when it
+    is a non-empty regular file. Every command that lists images or masks asks this of each entry, so a
+    dataset never shrinks without a word."""
     try:
-        info = path.stat()
+        info = os.stat(path)
     except FileNotFoundError:
-        return "broken symbolic link" if path.is_symlink() else "vanished while being listed"
+        if os.path.islink(path):
+            return f"broken symbolic link (-> {os.readlink(path)})"
+        return "no such file"
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
     if stat.S_ISDIR(info.st_mode):
-        return "is a folder, not an image file"
+        return "is a folder, not a file"
     if not stat.S_ISREG(info.st_mode):
         return "is not a regular file"
-    return "is an empty file" if info.st_size == 0 else None
+    return "is empty (0 bytes)" if info.st_size == 0 else None
 
 
 @dataclass(frozen=True)

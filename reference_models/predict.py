@@ -139,18 +139,14 @@ def unreadable_entries(image_root: Path) -> list[tuple[Path, str]]:
         return found
     for group_dir in sorted(image_root.iterdir()):
         if group_dir.is_symlink() and not group_dir.exists():
-            found.append((group_dir, "dangling symbolic link (its target is missing)"))
+            found.append((group_dir, layout.entry_problem(group_dir) or "broken symbolic link"))
         if not group_dir.is_dir() or layout.is_system_file(group_dir):
             continue
         for path in sorted(group_dir.iterdir()):
             if path.suffix.lower() not in layout.IMAGE_EXTENSIONS or layout.is_system_file(path):
                 continue
-            if not path.exists():
-                found.append((path, "dangling symbolic link (its target is missing)"))
-            elif path.is_dir():
-                found.append((path, "is a folder, not an image file"))
-            elif path.stat().st_size == 0:
-                found.append((path, "file is empty"))
+            if (problem := layout.entry_problem(path)) is not None:
+                found.append((path, problem))
     return found
 
 

@@ -129,9 +129,9 @@ def test_scan_images_sorts_entries_into_usable_duplicate_and_unreadable(tmp_path
     assert listing.files == {"0000": group / "0000.png"}
     assert listing.duplicates == {"0001": [group / "0001.jpg", group / "0001.png"]}
     assert {stem: why for stem, (_, why) in listing.unreadable.items()} == {
-        "0002": "broken symbolic link",
-        "0003": "is a folder, not an image file",
-        "0004": "is an empty file",
+        "0002": f"broken symbolic link (-> {tmp_path / 'gone.png'})",
+        "0003": "is a folder, not a file",
+        "0004": "is empty (0 bytes)",
     }
     # list_images (used by other commands) keeps its rule: first regular file in extension order
     assert layout.list_images(group) == {
@@ -179,7 +179,11 @@ def test_unknown_set_without_manifest_checks_readability_only(tmp_path: Path) ->
     (data / "gts" / "Toy" / "red star" / "0001.png").unlink()
     (data / "gts" / "Toy" / "red star" / "0001.png").symlink_to(tmp_path / "gone")
     gt = load_ground_truth(data, "Toy")
-    assert (gt.expected, len(gt.items), gt.unreadable) == (4, 3, ["red star/0001.png (broken symbolic link)"])
+    assert (gt.expected, len(gt.items), gt.unreadable) == (
+        4,
+        3,
+        [f"red star/0001.png (broken symbolic link (-> {tmp_path / 'gone'}))"],
+    )
     with pytest.raises(CosalbenchError, match=r"3 of 4 expected masks usable.*red star/0001.png") as info:
         plan_evaluation(tmp_path / "m", ["Toy"], data)
     assert info.value.path == str(data / "gts" / "Toy")

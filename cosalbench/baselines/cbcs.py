@@ -37,9 +37,10 @@ from cosalbench import __version__, io, layout
 from cosalbench.baselines.colour import matlab_round, rounded_lab
 from cosalbench.baselines.kmeans import kmeans_pp
 from cosalbench.datasets import registry
-from cosalbench.datasets.inputs import entry_problem, refuse_unreadable
+from cosalbench.datasets.inputs import refuse_unreadable
 from cosalbench.errors import CosalbenchError
 from cosalbench.imresize import imresize
+from cosalbench.layout import entry_problem
 from cosalbench.parallel import process_pool
 
 PARAMS_FILE = "cbcs.json"

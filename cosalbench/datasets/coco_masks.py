@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from cosalbench.datasets.inputs import entry_problem
 from cosalbench.io import link_or_copy, write_bytes
+from cosalbench.layout import entry_problem
 
 Segmentation = Any  # list[list[float]] | {"size": [h, w], "counts": list[int] | str}
 Rle = dict[str, Any]

@@ -23,9 +23,10 @@ from pathlib import Path
 
 from cosalbench import io, layout, staging
 from cosalbench.datasets import registry
-from cosalbench.datasets.inputs import entry_problem, refuse_unreadable
+from cosalbench.datasets.inputs import refuse_unreadable
 from cosalbench.datasets.validate import prune_empty_dirs, read_manifest_rows
 from cosalbench.errors import CosalbenchError
+from cosalbench.layout import entry_problem
 
 STYLES = ("eval-co-sod", "cosal-matlab")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from cosalbench import layout
 from cosalbench.datasets import registry
-from cosalbench.datasets.inputs import entry_problem
 from cosalbench.datasets.registry import KNOWN_LAYOUTS, DatasetInfo
 from cosalbench.errors import CosalbenchError
+from cosalbench.layout import entry_problem
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ from tqdm import tqdm
 
 from cosalbench import io, layout, staging
 from cosalbench.datasets import registry, source_layouts, validate
-from cosalbench.datasets.inputs import entry_problem
 from cosalbench.datasets.locking import dataset_lock
 from cosalbench.datasets.source_layouts import SourceListing, SourceTrees
 from cosalbench.errors import CosalbenchError, exception_summary
+from cosalbench.layout import entry_problem
 
 MANIFEST_COLUMNS = (
     "group",

@@ -119,7 +119,7 @@ def test_gt_folder_in_place_of_a_mask_is_refused(work: Path) -> None:
 
 def test_gt_empty_file_is_refused(work: Path) -> None:
     _gt(work).write_bytes(b"")
-    assert "empty file" in _refused_without_outputs(work, _evaluate(work), "0001.png")
+    assert "is empty (0 bytes)" in _refused_without_outputs(work, _evaluate(work), "0001.png")
 
 
 def test_gt_truncated_png_is_refused(work: Path) -> None:
@@ -195,7 +195,7 @@ def test_incomplete_gt_allowed_explicitly_is_scored_and_flagged(work: Path, clea
             "expected": 6,
             "found": 5,
             "missing": [],
-            "unreadable": [f"{group}/0002.png (broken symbolic link)"],
+            "unreadable": [f"{group}/0002.png (broken symbolic link (-> {work / 'gone.png'}))"],
             "unexpected": [],
         }
     # the five masks that are there get exactly the scores they have on the intact set
@@ -253,7 +253,7 @@ def test_method_dataset_folder_as_broken_link_is_refused(work: Path) -> None:
 
 def test_prediction_empty_file_is_refused(work: Path) -> None:
     _pred(work).write_bytes(b"")
-    assert "empty file" in _refused_without_outputs(work, _evaluate(work), _pred(work))
+    assert "is empty (0 bytes)" in _refused_without_outputs(work, _evaluate(work), _pred(work))
 
 
 def test_prediction_corrupt_png_is_refused(work: Path) -> None:

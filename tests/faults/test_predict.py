@@ -71,7 +71,11 @@ def make_empty(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("damage", "problem"),
-    [(make_dangling, "dangling symbolic link"), (make_folder, "is a folder"), (make_empty, "file is empty")],
+    [
+        (make_dangling, "broken symbolic link"),
+        (make_folder, "is a folder"),
+        (make_empty, "is empty (0 bytes)"),
+    ],
 )
 def test_an_unreadable_image_is_refused_before_any_map_is_written(
     checkpoints: tuple[Path, Path], root: Path, tmp_path: Path, damage, problem: str
@@ -99,7 +103,7 @@ def test_all_images_dangling_is_an_error_not_zero_maps(
 ) -> None:
     for path in images(root):
         make_dangling(path)
-    assert_refused(predict(checkpoints[0], root, tmp_path / "preds"), "dangling symbolic link")
+    assert_refused(predict(checkpoints[0], root, tmp_path / "preds"), "broken symbolic link")
 
 
 def test_skip_unreadable_skips_and_counts(checkpoints: tuple[Path, Path], root: Path, tmp_path: Path) -> None:

@@ -25,11 +25,11 @@ from cosalbench.datasets.coco_seg.annotations import gc_paused
 from cosalbench.datasets.coco_seg.plan import SplitPlan, build_stamp, image_stem, plan_splits, stamp_path
 from cosalbench.datasets.coco_seg.report import MANIFEST_COLUMNS, manifest_rows, split_report
 from cosalbench.datasets.coco_seg.rule import RuleOptions
-from cosalbench.datasets.inputs import entry_problem
 from cosalbench.datasets.locking import dataset_lock
 from cosalbench.errors import CosalbenchError
 from cosalbench.io import LINK_MODES, is_temp_path, write_csv, write_json
 from cosalbench.layout import (
+    entry_problem,
     gts_dir,
     images_dir,
     manifest_path,
