@@ -31,9 +31,13 @@ class Staging:
         self.folder = self.root.parent / f".{self.root.name}.staging-{os.getpid()}"
 
     def path(self, final: str | Path) -> Path:
-        """Where to write the output that will end up at ``final`` (a path under ``root``)."""
-        relative = Path(final).relative_to(self.root) if Path(final).is_absolute() else Path(final)
-        if relative.is_absolute() or ".." in relative.parts:
+        """Where to write the output that will end up at ``final`` (a path under ``root``; a relative one is
+        relative to the working directory, like ``root`` itself was)."""
+        try:
+            relative = Path(final).absolute().relative_to(self.root)
+        except ValueError:
+            relative = None
+        if relative is None or ".." in relative.parts:
             raise CosalbenchError(final, "is outside the output folder", "names must not contain '..'")
         staged = self.folder / relative
         staged.parent.mkdir(parents=True, exist_ok=True)

@@ -416,3 +416,24 @@ def test_validate_refuses_a_non_utf8_manifest_in_one_line(work: Path) -> None:
     manifest.write_bytes(manifest.read_bytes() + b"caf\xe9,0001\n")
     line = assert_refused(cli("validate", "Toy", "--data-root", work / "data"), manifest)
     assert "not UTF-8" in line
+
+
+def test_relative_out_writes_where_the_summary_says(work: Path) -> None:
+    """``--out res`` (relative) puts ``res/a/Toy.json`` there, not in ``res/res/`` (a real bug: staging
+    joined the already-prefixed relative paths to the output folder a second time)."""
+    result = cli(
+        "evaluate",
+        "preds",
+        "--dataset",
+        "Toy",
+        "--data-root",
+        "data",
+        "--out",
+        "res",
+        "--workers",
+        "1",
+        cwd=work,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote res/a/Toy.json" in result.stdout
+    assert (work / "res" / "a" / "Toy.json").is_file() and not (work / "res" / "res").exists()

@@ -35,6 +35,16 @@ def test_staged_outputs_reach_the_folder_together(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["results"]
 
 
+def test_relative_output_paths_land_where_they_are_named(tmp_path: Path, monkeypatch) -> None:
+    """A relative --out (``res``) and final paths built from it (``res/m/A.json``) are not nested twice."""
+    monkeypatch.chdir(tmp_path)
+    with staged_outputs(Path("res")) as stage:
+        io.write_text(stage.path(Path("res") / "m" / "A.json"), "a")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == [
+        "res/m/A.json"
+    ]
+
+
 def test_a_failure_leaves_the_previous_outputs_untouched(tmp_path: Path) -> None:
     out = tmp_path / "results"
     io.write_text(out / "m" / "A.json", "old")
