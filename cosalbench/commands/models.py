@@ -68,7 +68,8 @@ def train_reference(
     restart: bool,
     quiet: bool,
 ) -> None:
-    """Train reference MODEL (gconet or rcgs) from a recipe; resumes from OUT/checkpoint.pth (or --resume FILE).
+    """Train reference MODEL (any model of `cosalbench models` that trains) from a recipe; resumes from
+    OUT/checkpoint.pth (or --resume FILE).
 
     KEY=VALUE pairs override recipe keys (dotted for nested ones: loss_weights.focal=100).
     """
