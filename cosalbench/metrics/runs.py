@@ -56,32 +56,30 @@ def seeds_text(runs: Sequence[dict]) -> str:
 
 def _refuse_second(first: dict, doc: dict, where: str, group_by: str | None) -> None:
     """Raise unless ``doc`` is another seed of ``first``'s training setup (``where`` names the cell)."""
+    if provenance(first) and provenance(doc):
+        for key in SAME_SETUP_KEYS:
+            mine, theirs = provenance(doc).get(key), provenance(first).get(key)
+            if mine != theirs:
+                hint = "seeds are averaged only within one training setup"
+                if key == "train_sets" and group_by is None:
+                    hint += "; --group-by train_set shows each training set as its own block"
+                raise CosalbenchError(
+                    doc.get("_path"),
+                    f"second result for method {where} has provenance.{key} {mine!r}, the first {theirs!r}; "
+                    f"first: {source(first)}",
+                    hint,
+                )
     a, b = seed_of(first), seed_of(doc)
     if a is None or b is None or a == b:
-        detail = (
-            ""
-            if a is None and b is None
-            else f" with seed {a}"
-            if a == b
-            else ", one with a seed and one without"
-        )
+        if a is None and b is None:
+            detail = ""
+        else:
+            detail = f" with seed {a}" if a == b else ", one with a seed and one without"
         raise CosalbenchError(
             doc.get("_path"),
             f"second result for method {where}{detail}; first: {source(first)}",
             "pass only one result per method and dataset, or results that each name a different provenance.seed",
         )
-    for key in SAME_SETUP_KEYS:
-        mine, theirs = provenance(doc).get(key), provenance(first).get(key)
-        if mine != theirs:
-            hint = "seeds are averaged only within one training setup"
-            if key == "train_sets" and group_by is None:
-                hint += "; --group-by train_set shows each training set as its own block"
-            raise CosalbenchError(
-                doc.get("_path"),
-                f"seed {b} of method {where} has provenance.{key} {mine!r}, seed {a} has {theirs!r}; "
-                f"first: {source(first)}",
-                hint,
-            )
     if doc["n_images"] != first["n_images"]:
         raise CosalbenchError(
             doc.get("_path"),
