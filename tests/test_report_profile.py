@@ -13,17 +13,8 @@ import pytest
 from cosalbench.errors import CosalbenchError
 from cosalbench.metrics.profiles import load_profiles, validate_profile
 from tests.faults.conftest import cli
-from tests.report_provenance import seeded_doc, write_seeded
+from tests.report_provenance import HAND_WRITTEN, seeded_doc, write_profile, write_seeded
 from tests.test_report_docs import table_doc, write_doc
-
-# a GCoNet profile on a GPU with the fields 'cosalbench profile' writes (the real one is checked against it)
-HAND_WRITTEN = {
-    "model": "gconet", "device": "cuda:0", "device_name": "NVIDIA H200", "threads": 16, "torch": "2.13.0",
-    "dtype": "fp32", "size": 224, "group_size": 16, "params": 18_359_016, "params_inference": 16_831_684,
-    "flops_per_group": 16 * 20_340_000_000, "gflops_per_image": 20.34, "warmup": 3, "repeats": 10,
-    "latency_ms": {"median": 40.0, "mean": 41.0, "min": 39.5}, "ms_per_image": 2.5, "images_per_s": 400.0,
-    "peak_memory_mib": 2100.0, "memory_kind": "cuda_max_allocated",
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +37,6 @@ def results(tmp_path: Path) -> Path:
     write_doc(root, table_doc("GCoNet", "CoCA", {"sm": 0.70}))
     write_doc(root, table_doc("cbcs", "CoCA", {"sm": 0.55}))
     return root
-
-
-def write_profile(folder: Path, name: str, **changes) -> Path:
-    path = folder / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**HAND_WRITTEN, **changes}))
-    return path
 
 
 def test_the_real_profile_document_passes_the_schema(real_profile: Path) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.faults.conftest import assert_refused, cli, snapshot
-from tests.report_provenance import seeded_doc, write_seeded
+from tests.report_provenance import seeded_doc, write_profile, write_seeded
 from tests.test_report_docs import table_doc, write_doc
 
 
@@ -85,15 +84,6 @@ def test_seeds_with_by_group_thumbnails_and_misplaced_options(tmp_path: Path) ->
     )
 
 
-def _profile(folder: Path, name: str, **changes) -> Path:
-    from tests.test_report_profile import HAND_WRITTEN
-
-    path = folder / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**HAND_WRITTEN, **changes}))
-    return path
-
-
 def test_bad_or_ambiguous_profiles_are_refused(tmp_path: Path) -> None:
     res = tmp_path / "res"
     write_doc(res, table_doc("GCoNet", "CoCA", {"sm": 0.5}))
@@ -107,12 +97,12 @@ def test_bad_or_ambiguous_profiles_are_refused(tmp_path: Path) -> None:
     refused(tmp_path, res, "--profile", broken, fragments=(broken, "not valid JSON"))
     (tmp_path / "no-profiles").mkdir()
     refused(tmp_path, res, "--profile", tmp_path / "no-profiles", fragments=(tmp_path / "no-profiles", "no cosalbench profile"))  # fmt: skip
-    bad = _profile(tmp_path / "bad", "gconet", flops_per_group=1)
+    bad = write_profile(tmp_path / "bad", "gconet", flops_per_group=1)
     refused(tmp_path, res, "--profile", bad, fragments=(bad, "'gflops_per_image'"))
-    first = _profile(tmp_path / "twice", "a")
-    second = _profile(tmp_path / "twice", "b")
+    first = write_profile(tmp_path / "twice", "a")
+    second = write_profile(tmp_path / "twice", "b")
     refused(tmp_path, res, "--profile", tmp_path / "twice", fragments=(second, first, "second profile of model 'gconet' on cuda:0"))  # fmt: skip
-    cuda = _profile(tmp_path / "mixed", "gconet")
-    cpu = _profile(tmp_path / "mixed", "rcgs", model="rcgs", device="cpu", device_name="x86_64")
+    cuda = write_profile(tmp_path / "mixed", "gconet")
+    cpu = write_profile(tmp_path / "mixed", "rcgs", model="rcgs", device="cpu", device_name="x86_64")
     refused(tmp_path, res, "--profile", tmp_path / "mixed", fragments=(cuda, cpu, "different devices", "--profile-device"))  # fmt: skip
     refused(tmp_path, res, "--profile", cuda, "--profile-device", "cpu", fragments=("no profile was measured on 'cpu'", "cuda:0 (NVIDIA H200)"))  # fmt: skip
