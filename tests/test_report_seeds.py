@@ -17,6 +17,7 @@ from cosalbench.metrics.html_report import html_report
 from cosalbench.metrics.report import by_group_table, render, results_table
 from cosalbench.metrics.results_io import collect_results
 from cosalbench.metrics.runs import summarize
+from tests.browser import Browser, chromium
 from tests.report_provenance import seeded_doc, write_seeded
 from tests.test_report_docs import table_doc, write_doc
 
@@ -230,3 +231,22 @@ def test_malformed_provenance_is_named(tmp_path: Path, change: dict, message: st
     bare = write_doc(tmp_path / "bare", {**table_doc("A", "CoCA", {"sm": 0.5}), "provenance": [1]})
     with pytest.raises(CosalbenchError, match="'provenance' is list, not an object"):
         collect_results([bare])
+
+
+@pytest.mark.skipif(chromium() is None, reason="needs Chromium (CI installs Debian's chromium)")
+def test_sorting_the_page_keeps_rows_inside_their_training_set_block(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(html_report(train_set_docs(), ["sm"], group_by="train_set"), encoding="utf-8")
+    rows = "Array.from(document.querySelectorAll('#summary-table tbody th')).map(th => th.textContent)"
+    with Browser(tmp_path / "profile") as browser:
+        browser.open(page)
+        before = browser.evaluate(rows)
+        assert before == ["trained on COCO-SEG", "GCoNet", "RCGS", "trained on DUTS_class", "GCoNet", "GICD",
+                          "trained on DUTS_class + COCO-SEG", "RCGS", "unknown training set", "cbcs"]  # fmt: skip
+        header = "document.querySelector('#summary-table thead tr:nth-child(2) th')"
+        browser.evaluate(f"{header}.click()")  # Sm, higher first
+        browser.evaluate(f"{header}.click()")  # then ascending: each block reverses on its own
+        assert browser.evaluate(rows) == ["trained on COCO-SEG", "RCGS", "GCoNet", "trained on DUTS_class",
+                                          "GICD", "GCoNet", "trained on DUTS_class + COCO-SEG", "RCGS",
+                                          "unknown training set", "cbcs"]  # fmt: skip
+        assert browser.console_errors() == []
