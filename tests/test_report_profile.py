@@ -39,6 +39,11 @@ def results(tmp_path: Path) -> Path:
     return root
 
 
+def shown(value: float, decimals: int) -> str:
+    """A cost value as shown: ``decimals`` decimals, three significant digits below 1."""
+    return f"{value:.{decimals}f}" if value >= 1 else f"{value:#.3g}"
+
+
 def test_the_real_profile_document_passes_the_schema(real_profile: Path) -> None:
     doc = json.loads(real_profile.read_text())
     assert validate_profile(doc, real_profile) is doc
@@ -57,9 +62,9 @@ def test_columns_join_by_provenance_model_and_method_name(results: Path, real_pr
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line}  # fmt: skip
     assert rows["Method"][1:] == ["Params (M)", "FLOPs (G/image)", "FPS (images/s)"]
-    params = f"{real['params_inference'] / 1e6:.2f}"
-    gflops = f"{real['flops_per_group'] / real['group_size'] / 1e9:.2f}"
-    assert rows["RCGS-COCO"][1:] == [params, gflops, f"{real['images_per_s']:.1f}"]  # by provenance.model
+    params = shown(real["params_inference"] / 1e6, 2)
+    gflops = shown(real["flops_per_group"] / real["group_size"] / 1e9, 2)
+    assert rows["RCGS-COCO"][1:] == [params, gflops, shown(real["images_per_s"], 1)]  # by provenance.model
     assert rows["GCoNet"][1:] == ["16.83", "20.34", "400.0"]  # by method name, case-insensitively
     assert rows["cbcs"][1:] == ["–", "–", "–"]
     assert f"measured on cpu ({real['device_name']})" in result.stdout
@@ -75,7 +80,7 @@ def test_columns_join_by_provenance_model_and_method_name(results: Path, real_pr
     table = cli("report", results, "--metrics", "sm", "--profile", real_profile, "--format", "csv")
     records = list(csv.DictReader(io.StringIO(table.stdout)))
     assert [(r["method"], r["params_m"], r["images_per_s"]) for r in records] == [
-        ("GCoNet", "", ""), ("cbcs", "", ""), ("RCGS-COCO", params, f"{real['images_per_s']:.1f}"),
+        ("GCoNet", "", ""), ("cbcs", "", ""), ("RCGS-COCO", params, shown(real["images_per_s"], 1)),
     ]  # fmt: skip
     assert records[2]["profile_device"] == f"cpu ({real['device_name']})"
     latex = cli("report", results, "--metrics", "sm", "--profile", real_profile, "--format", "latex").stdout
@@ -83,7 +88,7 @@ def test_columns_join_by_provenance_model_and_method_name(results: Path, real_pr
 
 
 def test_profile_device_chooses_between_two_profiles_of_a_model(results: Path, tmp_path: Path):
-    cpu = write_profile(tmp_path / "p", "gconet-cpu", device="cpu", device_name="x86_64", images_per_s=2.5)
+    cpu = write_profile(tmp_path / "p", "gconet-cpu", device="cpu", device_name="x86_64", images_per_s=0.1404)
     cuda = write_profile(tmp_path / "p", "gconet-cuda")
     refused = cli("report", results, "--profile", tmp_path / "p")
     assert refused.returncode == 2 and "--profile-device" in refused.stderr
@@ -95,13 +100,15 @@ def test_profile_device_chooses_between_two_profiles_of_a_model(results: Path, t
         assert chosen.returncode == 0, chosen.stderr
         assert (
             " 400.0 |" in chosen.stdout
-            and " 2.5 |" not in chosen.stdout
+            and " 0.140 |" not in chosen.stdout
             and "measured on cuda:0 (NVIDIA H200)" in chosen.stdout
         )
         assert (
             f"note: profile {cpu} (gconet on cpu (x86_64)) left out: not measured on {device}"
             in chosen.stderr
         )
+    on_cpu = cli("report", results, "--metrics", "sm", "--profile", tmp_path / "p", "--profile-device", "CPU")
+    assert " 0.140 |" in on_cpu.stdout and "measured on cpu (x86_64)" in on_cpu.stdout  # 3 digits below 1
 
 
 def test_profile_validation_names_the_file(tmp_path: Path):

@@ -43,6 +43,7 @@ COLUMNS = (
     ("gflops_per_image", "FLOPs (G/image)", lambda p: p["gflops_per_image"], 2),
     ("images_per_s", "FPS (images/s)", lambda p: p["images_per_s"], 1),
 )
+SMALL_DIGITS = 3  # significant digits of a value below 1 (a CPU's 0.142 images/s must not print as 0.1)
 
 
 def is_profile_document(obj: Any) -> bool:
@@ -227,6 +228,10 @@ def _setting(profile: dict) -> str:
 def column_values(profile: dict | None) -> list[tuple[str, str, str]]:
     """(CSV field, header label, display text) per column; text ``""`` when ``profile`` is None."""
     return [
-        (name, label, "" if profile is None else f"{value(profile):.{digits}f}")
+        (name, label, "" if profile is None else _number(value(profile), digits))
         for name, label, value, digits in COLUMNS
     ]
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}" if value >= 1 else f"{value:#.{SMALL_DIGITS}g}"
