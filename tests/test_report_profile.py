@@ -88,7 +88,14 @@ def test_columns_join_by_provenance_model_and_method_name(results: Path, real_pr
 
 
 def test_profile_device_chooses_between_two_profiles_of_a_model(results: Path, tmp_path: Path):
-    cpu = write_profile(tmp_path / "p", "gconet-cpu", device="cpu", device_name="x86_64", images_per_s=0.1404)
+    cpu = write_profile(
+        tmp_path / "p",
+        "gconet-cpu",
+        device="cpu",
+        device_name="x86_64",
+        images_per_s=0.1404,
+        latency_ms={"median": 16 / 0.1404 * 1e3},
+    )
     cuda = write_profile(tmp_path / "p", "gconet-cuda")
     refused = cli("report", results, "--profile", tmp_path / "p")
     assert refused.returncode == 2 and "--profile-device" in refused.stderr
@@ -123,6 +130,8 @@ def test_profile_validation_names_the_file(tmp_path: Path):
         ({"params": "18M"}, "'params' has the wrong type (str)"),
         ({"params_inference": HAND_WRITTEN["params"] + 1}, "'params_inference' exceeds 'params'"),
         ({"images_per_s": float("inf")}, "'images_per_s' is inf"),
+        ({"images_per_s": 200.0}, "'images_per_s' 200.0 is not group_size / median latency (400)"),
+        ({"latency_ms": {"mean": 40.0}}, "'latency_ms.median' is None, not a positive number"),
     ):
         with pytest.raises(CosalbenchError, match=re.escape(message)):
             load_profiles([write_profile(tmp_path, "x", **changes)])

@@ -75,6 +75,15 @@ def validate_profile(doc: Any, path: str | Path) -> dict:
             f"profile 'gflops_per_image' {doc['gflops_per_image']} is not flops_per_group / group_size "
             f"({per_image:.6g})",
         )
+    median = doc["latency_ms"].get("median")
+    if not isinstance(median, NUMBER) or isinstance(median, bool) or median <= 0:
+        raise CosalbenchError(path, f"profile 'latency_ms.median' is {median!r}, not a positive number")
+    per_second = doc["group_size"] / (median / 1e3)
+    if not math.isclose(doc["images_per_s"], per_second, rel_tol=1e-6):
+        raise CosalbenchError(
+            path,
+            f"profile 'images_per_s' {doc['images_per_s']} is not group_size / median latency ({per_second:.6g})",
+        )
     return doc
 
 
