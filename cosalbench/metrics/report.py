@@ -275,42 +275,22 @@ def results_table(
     table_rows, records = [], []
     for i, (block, method) in enumerate(rows):
         cells = []
-        extra = {} if group_by is None else {"train_set": block}
-        if profiles is not None:
-            found = row_profiles[i]
-            extra_cells = column_values(found)
-            extra_record = {name: text for name, _, text in extra_cells}
-            extra_record["profile_device"] = "" if found is None else device_label(found)
+        row_fields = {} if group_by is None else {"train_set": block}
+        profile_cells, profile_fields = _profile_parts(profiles, row_profiles[i])
         for dataset, protocol, metric, summaries, marks in per_column:
             summary = summaries[i]
             runs = index.get((block, method, dataset, protocol), [])
             text = MISSING if summary is None else _cell_text(summary, len(runs), digits)
             sort_key = None if summary is None or len(runs) == 1 else _sort_key(summary.mean, digits)
             cells.append(Cell(text, marks[i], sort_key))
-            record = {
-                **extra,
-                "method": method,
-                "dataset": dataset,
-                "protocol": protocol,
-                "aggregation": agg_of(protocol),
-                "metric": metric,
-            }
-            shown = "" if summary is None or summary.mean is None else _fmt(summary.mean, digits)
-            if seeded:
-                std = None if summary is None else summary.std
-                record["mean"] = shown
-                record["std"] = "" if std is None else _fmt(std, digits)
-                record["n"] = "" if summary is None else summary.n
-                record["seeds"] = seeds_text(runs) if any(seed_of(d) is not None for d in runs) else ""
-            else:
-                record["value"] = shown
-            record["rank"] = marks[i] or ""
-            if profiles is not None:
-                record.update(extra_record)
-            records.append(record)
-        if profiles is not None:
-            cells += [Cell(text or MISSING) for _, _, text in extra_cells]
-        table_rows.append((method, cells))
+            where = {"method": method, "dataset": dataset, "protocol": protocol}
+            records.append(
+                {**row_fields, **where, "aggregation": agg_of(protocol), "metric": metric}
+                | _value_fields(summary, runs, digits, seeded)
+                | {"rank": marks[i] or ""}
+                | profile_fields
+            )
+        table_rows.append((method, cells + profile_cells))
 
     if mixed:
         setting = "Protocols and aggregations as named in the column headers"
@@ -333,13 +313,36 @@ def results_table(
     if profiles is not None:
         caption += " " + profiles.caption() + f" {MISSING}: no profile for the row."
         notes = profiles.unmatched_notes(p for p in row_profiles if p is not None)
-    fields = list(records[0]) if records else []
     block_starts = {
         i: (UNKNOWN_TRAIN_SET if block == UNKNOWN_TRAIN_SET else f"trained on {block}")
         for i, (block, _) in enumerate(rows)
         if group_by and (i == 0 or rows[i - 1][0] != block)
     }
-    return Table(caption, "Method", columns, table_rows, fields, records, block_starts, notes)
+    return Table(caption, "Method", columns, table_rows, list(records[0]), records, block_starts, notes)
+
+
+def _value_fields(summary: Summary | None, runs: Sequence[dict], digits: int, seeded: bool) -> dict:
+    """The CSV fields of one cell: ``value``, or ``mean, std, n, seeds`` in a table with seeds."""
+    shown = "" if summary is None or summary.mean is None else _fmt(summary.mean, digits)
+    if not seeded:
+        return {"value": shown}
+    std = None if summary is None else summary.std
+    return {
+        "mean": shown,
+        "std": "" if std is None else _fmt(std, digits),
+        "n": "" if summary is None else summary.n,
+        "seeds": seeds_text(runs) if any(seed_of(doc) is not None for doc in runs) else "",
+    }
+
+
+def _profile_parts(profiles: ProfileColumns | None, found: dict | None) -> tuple[list[Cell], dict]:
+    """A row's Params / FLOPs / FPS cells and CSV fields (none without ``--profile``)."""
+    if profiles is None:
+        return [], {}
+    values = column_values(found)
+    fields = {name: text for name, _, text in values}
+    fields["profile_device"] = "" if found is None else device_label(found)
+    return [Cell(text or MISSING) for _, _, text in values], fields
 
 
 def _sort_key(value: float | None, digits: int) -> str:
