@@ -16,7 +16,7 @@ from cosalbench.errors import CosalbenchError
 from cosalbench.metrics.html_report import html_report
 from cosalbench.metrics.report import by_group_table, render, results_table
 from cosalbench.metrics.results_io import collect_results
-from cosalbench.metrics.runs import summarize
+from cosalbench.metrics.runs import run_labels, summarize
 from tests.browser import Browser, chromium
 from tests.report_provenance import seeded_doc, write_seeded
 from tests.test_report_docs import table_doc, write_doc
@@ -250,3 +250,13 @@ def test_sorting_the_page_keeps_rows_inside_their_training_set_block(tmp_path: P
                                           "GICD", "GCoNet", "trained on DUTS_class + COCO-SEG", "RCGS",
                                           "unknown training set", "cbcs"]  # fmt: skip
         assert browser.console_errors() == []
+
+
+def test_curve_labels_name_the_seed_or_training_set():
+    from cosalbench.metrics.plots import _labels
+
+    docs = [seeded_doc("A", "CoCA", {"sm": 0.5}, s) for s in (0, 1)] + [table_doc("B", "CoCA", {"sm": 0.5})]
+    assert run_labels(docs) == _labels(docs) == ["A (seed 0)", "A (seed 1)", "B"]
+    other = seeded_doc("A", "CoCA", {"sm": 0.5}, 0, train_sets=("DUTS_class",))
+    assert run_labels([docs[0], other]) == ["A (COCO-SEG)", "A (DUTS_class)"]
+    assert _labels([docs[2], table_doc("C", "CoCA", {"sm": 0.5})]) == ["B", "C"]

@@ -34,7 +34,7 @@ from cosalbench.metrics.report import (
     rank_marks,
     results_table,
 )
-from cosalbench.metrics.runs import seed_of, train_set_of
+from cosalbench.metrics.runs import run_labels, seed_of, train_set_of
 
 esc = html.escape
 CURVE_PANELS = ("pr", "fm", "em", "roc")
@@ -136,21 +136,6 @@ def _summary_table(table: Table) -> str:
         lines.append(f'<tr><th data-v="{esc(label)}">{esc(label)}</th>{tds}</tr>')
     lines.append("</tbody></table>")
     return "\n".join(lines)
-
-
-def _labels(docs: Sequence[dict]) -> list[str]:
-    """One label per document: the method, plus protocol, training set and seed where documents of
-    the same method differ in them."""
-    labels = []
-    for doc in docs:
-        same = [d for d in docs if d["method"] == doc["method"]]
-        parts = [
-            text(doc)
-            for text in (lambda d: d["protocol"], train_set_of, lambda d: f"seed {seed_of(d)}")
-            if len({text(d) for d in same}) > 1
-        ]
-        labels.append(f"{doc['method']} ({', '.join(parts)})" if parts else doc["method"])
-    return labels
 
 
 def _aggregation(doc: dict, aggregation: str | None) -> str:
@@ -342,7 +327,7 @@ def html_report(
     ]
     for index, dataset in enumerate(dict.fromkeys(doc["dataset"] for doc in docs)):
         subset = [doc for doc in docs if doc["dataset"] == dataset]
-        labels = _labels(subset)
+        labels = run_labels(subset)
         settings = ", ".join(
             dict.fromkeys(f"{d['protocol']}, {_aggregation(d, aggregation)}" for d in subset)
         )

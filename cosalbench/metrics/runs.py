@@ -54,6 +54,21 @@ def seeds_text(runs: Sequence[dict]) -> str:
     return ", ".join(str(seed_of(doc)) for doc in runs)
 
 
+def run_labels(docs: Sequence[dict]) -> list[str]:
+    """One label per document: the method, plus protocol, training set and seed where documents of
+    the same method differ in them (``GCoNet (seed 0)``)."""
+    labels = []
+    for doc in docs:
+        same = [d for d in docs if d["method"] == doc["method"]]
+        parts = [
+            text(doc)
+            for text in (lambda d: d["protocol"], train_set_of, lambda d: f"seed {seed_of(d)}")
+            if len({text(d) for d in same}) > 1
+        ]
+        labels.append(f"{doc['method']} ({', '.join(parts)})" if parts else doc["method"])
+    return labels
+
+
 def _refuse_second(first: dict, doc: dict, where: str, group_by: str | None) -> None:
     """Raise unless ``doc`` is another seed of ``first``'s training setup (``where`` names the cell)."""
     if provenance(first) and provenance(doc):
