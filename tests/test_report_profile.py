@@ -77,6 +77,13 @@ def test_columns_join_by_provenance_model_and_method_name(results: Path, real_pr
         "provenance.model, else by method name, case-insensitively)"
     )
     assert gconet.exists()
+    page = tmp_path / "report.html"
+    html = cli("report", results, "--metrics", "sm", "--profile", tmp_path / "profiles", "--out", page)
+    assert html.returncode == 0, html.stderr
+    assert f"note: profile {unused} (model 'mccl') matches no row" in html.stderr
+    assert ">16.83</td>" in page.read_text(encoding="utf-8") and "FPS (images/s)" in page.read_text(
+        encoding="utf-8"
+    )
     table = cli("report", results, "--metrics", "sm", "--profile", real_profile, "--format", "csv")
     records = list(csv.DictReader(io.StringIO(table.stdout)))
     assert [(r["method"], r["params_m"], r["images_per_s"]) for r in records] == [

@@ -160,6 +160,7 @@ def report(
             profiles=profiles,
         )
         _emit(page, out)
+        _unmatched_profiles(profiles)
         return
     fmt = "html" if fmt == "html-table" else fmt
     if by_group:
@@ -182,7 +183,12 @@ def report(
             profiles=profiles,
         )
     _emit(render(table, fmt), out)
-    for note in table.notes:
+    _unmatched_profiles(profiles)
+
+
+def _unmatched_profiles(profiles: ProfileColumns | None) -> None:
+    """Name on stderr every --profile file that no row of the table matched."""
+    for note in [] if profiles is None else profiles.unmatched_notes():
         click.echo(f"note: {note}", err=True)
 
 

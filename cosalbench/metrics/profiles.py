@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -195,23 +195,24 @@ class ProfileColumns:
     """The Params / FLOPs / FPS columns of a table: which profile each row gets, and the caption text."""
 
     profiles: dict[str, dict]  # model (case-folded) -> profile
+    used: set[str] = field(default_factory=set)  # files of the profiles some row matched
 
     def match(self, names: Sequence[str]) -> dict | None:
         """The profile of the first of ``names`` (provenance.model, then the method) that has one."""
         for name in names:
             found = self.profiles.get(name.casefold())
             if found is not None:
+                self.used.add(found["_path"])
                 return found
         return None
 
-    def unmatched_notes(self, used: Iterable[dict]) -> list[str]:
-        """One note per profile that no row of the table uses."""
-        used_paths = {p["_path"] for p in used}
+    def unmatched_notes(self) -> list[str]:
+        """One note per profile that no row matched."""
         return [
             f"profile {p['_path']} (model {p['model']!r}) matches no row of the table "
             "(rows match by provenance.model, else by method name, case-insensitively)"
             for p in self.profiles.values()
-            if p["_path"] not in used_paths
+            if p["_path"] not in self.used
         ]
 
     def caption(self) -> str:

@@ -109,8 +109,7 @@ class Cell:
 class Table:
     """A rendered-format-independent table plus its tidy records for CSV.
 
-    ``block_starts`` maps the index of a row that opens a block (``--group-by``) to the block's title;
-    ``notes`` are remarks for stderr (e.g. a profile that matches no row).
+    ``block_starts`` maps the index of a row that opens a block (``--group-by``) to the block's title.
     """
 
     caption: str
@@ -120,7 +119,6 @@ class Table:
     record_fields: list[str]
     records: list[dict] = field(default_factory=list)
     block_starts: dict[int, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -309,16 +307,14 @@ def results_table(
         caption += " " + _seed_caption(index, rows)
     if group_by:
         caption += " Rows are grouped by training set (provenance.train_sets)."
-    notes = []
     if profiles is not None:
         caption += " " + profiles.caption() + f" {MISSING}: no profile for the row."
-        notes = profiles.unmatched_notes(p for p in row_profiles if p is not None)
     block_starts = {
         i: (UNKNOWN_TRAIN_SET if block == UNKNOWN_TRAIN_SET else f"trained on {block}")
         for i, (block, _) in enumerate(rows)
         if group_by and (i == 0 or rows[i - 1][0] != block)
     }
-    return Table(caption, "Method", columns, table_rows, list(records[0]), records, block_starts, notes)
+    return Table(caption, "Method", columns, table_rows, list(records[0]), records, block_starts)
 
 
 def _value_fields(summary: Summary | None, runs: Sequence[dict], digits: int, seeded: bool) -> dict:
