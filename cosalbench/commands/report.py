@@ -11,7 +11,7 @@ from cosalbench.errors import CosalbenchError
 from cosalbench.io import write_text
 from cosalbench.metrics.profiles import ProfileColumns, choose_profiles, load_profiles
 from cosalbench.metrics.results_io import AGGREGATIONS, collect_results, select
-from cosalbench.metrics.runs import GROUPINGS, seed_of
+from cosalbench.metrics.runs import GROUPINGS, index_runs, seed_of, seeds_text
 
 METRICS_HELP = (
     "comma-separated metrics: sm, mae, maxem, meanem, adpem, maxfm, meanfm, adpfm, adpfm_meanstd, auc, wfm"
@@ -210,6 +210,14 @@ def _explain(
     from cosalbench.metrics.report import parse_metrics
 
     metrics = parse_metrics(metrics)
+    for (_, method, dataset, _), runs in index_runs(docs).items():
+        if len(runs) > 1:  # explain shows one run per method and dataset under every protocol
+            raise CosalbenchError(
+                runs[1].get("_path"),
+                f"--explain takes one run per method and dataset, and {method} has seeds "
+                f"{seeds_text(runs)} on {dataset}",
+                "pass one seed's results",
+            )
     if pred_root is None:
         _emit(explain.render_documents(docs, metrics), out)
         return

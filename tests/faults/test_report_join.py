@@ -82,6 +82,8 @@ def test_seeds_with_by_group_thumbnails_and_misplaced_options(tmp_path: Path) ->
     refused(
         tmp_path, res, "--profile-device", "cuda", fragments=("--profile-device chooses among --profile",)
     )
+    second_seed = res / "seed1" / "A" / "CoCA.json"
+    refused(tmp_path, res, "--explain", fragments=(second_seed, "--explain takes one run", "seeds 0, 1"))
 
 
 def test_bad_or_ambiguous_profiles_are_refused(tmp_path: Path) -> None:
