@@ -358,7 +358,8 @@ def picture_sources(
     if pred_root is None:
         return None
     for doc in docs:
-        same = [d for d in docs if (d["method"], d["dataset"]) == (doc["method"], doc["dataset"])]
+        key = (doc["method"], doc["dataset"], doc["protocol"])  # one run scored under two protocols is fine
+        same = [d for d in docs if (d["method"], d["dataset"], d["protocol"]) == key]
         if len(same) > 1:  # maps are found by method name: one folder cannot hold several runs' maps
             raise CosalbenchError(
                 doc.get("_path"),
