@@ -71,6 +71,10 @@ def test_wrong_pred_root_or_mixed_protocols_are_refused(tree, tmp_path: Path) ->
     result = cli("report", tree.results, other.results, "--out", out, "--allow-mixed-protocols")
     assert result.returncode == 0, result.stderr
     assert "blurry (cosal-matlab)" in out.read_text(encoding="utf-8")
+    # one run scored under two protocols shares its maps: thumbnails are not refused as for seeds
+    result = cli("report", tree.results, other.results, "--out", out, "--allow-mixed-protocols", "--pred-root",
+                 tree.pred_root, "--data-root", tree.data_root, "--thumbnails", "1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.skipif(chromium() is None, reason="needs Chromium (CI installs Debian's chromium)")

@@ -9,7 +9,9 @@ import click
 from cosalbench.commands.picture_options import data_root_option, pred_root_option
 from cosalbench.errors import CosalbenchError
 from cosalbench.io import write_text
+from cosalbench.metrics.profiles import ProfileColumns, choose_profiles, load_profiles
 from cosalbench.metrics.results_io import AGGREGATIONS, collect_results, select
+from cosalbench.metrics.runs import GROUPINGS, index_runs, seed_of, seeds_text
 
 METRICS_HELP = (
     "comma-separated metrics: sm, mae, maxem, meanem, adpem, maxfm, meanfm, adpfm, adpfm_meanstd, auc, wfm"
@@ -82,6 +84,23 @@ def _emit(text: str, out: Path | None) -> None:
 @data_root_option
 @click.option("--thumbnails", type=click.IntRange(min=1), default=6, show_default=True,
               help="html: images shown per group (where the methods differ most)")  # fmt: skip
+@click.option(
+    "--group-by",
+    type=click.Choice(GROUPINGS),
+    help="train_set: one block of rows per training set (provenance.train_sets), ranked within the block",
+)
+@click.option(
+    "--profile",
+    "profile_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="JSON of 'cosalbench profile MODEL --json --out FILE' (or a folder of them; repeatable): adds "
+    "Params (M), FLOPs (G/image) and FPS (images/s) columns, matched by provenance.model, else method name",
+)
+@click.option(
+    "--profile-device",
+    help="use the profiles measured on this device (cpu, cuda, cuda:0 or a device name such as 'NVIDIA H200')",
+)
 def report(
     results: tuple[Path, ...],
     datasets: str | None,
@@ -99,16 +118,27 @@ def report(
     pred_root: Path | None,
     data_root: Path | None,
     thumbnails: int,
+    group_by: str | None,
+    profile_paths: tuple[Path, ...],
+    profile_device: str | None,
 ) -> None:
     """One table of methods x (dataset, metric) from result JSONs (files or folders), best values marked.
 
     Best per column in bold, second best underlined (direction-aware: lower MAE is better). The
     caption names the protocol and aggregation; results of different protocols are refused unless
-    --allow-mixed-protocols.
+    --allow-mixed-protocols. Results of one method that differ in provenance.seed share a cell:
+    mean ± sample std (n), ranked by the mean.
     """
     from cosalbench.metrics.report import by_group_table, format_for, render, results_table
 
     docs = collect_results(results)
+    if profile_device and not profile_paths:
+        raise CosalbenchError(None, "--profile-device chooses among --profile files", "pass --profile FILE")
+    for flag, given in (("--group-by", group_by), ("--profile", profile_paths)):
+        if given and (by_group or explain):
+            other = "--by-group" if by_group else "--explain"
+            raise CosalbenchError(None, f"{flag} shapes the methods table and does not apply to {other}")
+    profiles = _profile_columns(profile_paths, profile_device)
     if explain:
         _explain(select(docs, _split(datasets)), _split(metrics), pred_root, data_root, out)
         return
@@ -119,9 +149,18 @@ def report(
         docs = select(docs, _split(datasets))
         sources = picture_sources(docs, pred_root, data_root)
         page = html_report(
-            docs, _split(metrics), aggregation, allow_mixed_protocols, digits, sources, thumbnails
+            docs,
+            _split(metrics),
+            aggregation,
+            allow_mixed_protocols,
+            digits,
+            sources,
+            thumbnails,
+            group_by=group_by,
+            profiles=profiles,
         )
         _emit(page, out)
+        _unmatched_profiles(profiles)
         return
     fmt = "html" if fmt == "html-table" else fmt
     if by_group:
@@ -134,9 +173,33 @@ def report(
                 None, "--dataset is for --by-group", "use --datasets to choose table columns"
             )
         table = results_table(
-            docs, _split(metrics), aggregation, _split(datasets), allow_mixed_protocols, digits
+            docs,
+            _split(metrics),
+            aggregation,
+            _split(datasets),
+            allow_mixed_protocols,
+            digits,
+            group_by=group_by,
+            profiles=profiles,
         )
     _emit(render(table, fmt), out)
+    _unmatched_profiles(profiles)
+
+
+def _unmatched_profiles(profiles: ProfileColumns | None) -> None:
+    """Name on stderr every --profile file that no row of the table matched."""
+    for note in [] if profiles is None else profiles.unmatched_notes():
+        click.echo(f"note: {note}", err=True)
+
+
+def _profile_columns(paths: tuple[Path, ...], device: str | None) -> ProfileColumns | None:
+    """The --profile files as table columns (None without any); notes on skipped files go to stderr."""
+    if not paths:
+        return None
+    by_model, notes = choose_profiles(load_profiles(paths), device)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    return ProfileColumns(by_model)
 
 
 def _explain(
@@ -147,6 +210,14 @@ def _explain(
     from cosalbench.metrics.report import parse_metrics
 
     metrics = parse_metrics(metrics)
+    for (_, method, dataset, _), runs in index_runs(docs).items():
+        if len(runs) > 1:  # explain shows one run per method and dataset under every protocol
+            raise CosalbenchError(
+                runs[1].get("_path"),
+                f"--explain takes one run per method and dataset, and {method} has seeds "
+                f"{seeds_text(runs)} on {dataset}",
+                "pass one seed's results",
+            )
     if pred_root is None:
         _emit(explain.render_documents(docs, metrics), out)
         return
@@ -198,7 +269,12 @@ def _one_result(path: Path, dataset: str | None) -> dict:
     """The single result document of ``path`` (a file, or a method folder with ``dataset``)."""
     docs = select(collect_results([path]), [dataset] if dataset else None)
     if len(docs) != 1:
-        found = ", ".join(f"{d['method']}/{d['dataset']} ({d['protocol']})" for d in docs)
+        found = ", ".join(
+            f"{d['method']}/{d['dataset']} ({d['protocol']}"
+            + ("" if seed_of(d) is None else f", seed {seed_of(d)}")
+            + ")"
+            for d in docs
+        )
         raise CosalbenchError(
             path, f"holds {len(docs)} results ({found}), expected one", "name a result file or pass --dataset"
         )

@@ -23,6 +23,7 @@ from cosalbench.errors import CosalbenchError
 from cosalbench.figures import svg_curves
 from cosalbench.figures.selection import choose
 from cosalbench.figures.sources import Key, PictureSources, finite, read_image_scores
+from cosalbench.metrics.profiles import ProfileColumns
 from cosalbench.metrics.report import (
     LOWER_IS_BETTER,
     METRIC_LABELS,
@@ -33,6 +34,7 @@ from cosalbench.metrics.report import (
     rank_marks,
     results_table,
 )
+from cosalbench.metrics.runs import run_labels, seed_of, train_set_of
 
 esc = html.escape
 CURVE_PANELS = ("pr", "fm", "em", "roc")
@@ -43,6 +45,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bott
 h3{font-size:15px;margin:16px 0 6px}.setting{background:#f4f6f8;padding:8px 12px;border-radius:4px}
 table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}tbody th{text-align:left;font-weight:600}
+tr.block-head th{background:#f7f7f7;font-style:italic}
 thead th{background:#f0f0f0}table.sortable thead th[data-col]{cursor:pointer;user-select:none}
 th[data-dir=asc]::after{content:" \\25B2"}th[data-dir=desc]::after{content:" \\25BC"}
 td.m1{font-weight:700}td.m2{text-decoration:underline}tr.group-row{cursor:pointer}
@@ -62,17 +65,18 @@ SCRIPT = """
   function key(cell){var v=cell.getAttribute('data-v');if(v===null||v===''){return null;}
     var n=Number(v);return isNaN(n)?v.toLowerCase():n;}
   function sortBy(table,th){
-    var col=Number(th.getAttribute('data-col'));var body=table.tBodies[0];
+    var col=Number(th.getAttribute('data-col'));
     var lower=th.getAttribute('data-lower')==='1';var dir=th.getAttribute('data-dir');
     dir=dir?(dir==='asc'?'desc':'asc'):(lower?'asc':'desc');
     table.querySelectorAll('thead th[data-dir]').forEach(function(h){h.removeAttribute('data-dir');});
     th.setAttribute('data-dir',dir);
-    var rows=Array.prototype.slice.call(body.rows);
-    rows.sort(function(a,b){var x=key(a.cells[col]),y=key(b.cells[col]);
-      if(x===null&&y===null){return 0;}if(x===null){return 1;}if(y===null){return -1;}
-      var c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));
-      return dir==='asc'?c:-c;});
-    rows.forEach(function(r){body.appendChild(r);});
+    Array.prototype.forEach.call(table.tBodies,function(body){
+      var rows=Array.prototype.filter.call(body.rows,function(r){return !r.classList.contains('block-head');});
+      rows.sort(function(a,b){var x=key(a.cells[col]),y=key(b.cells[col]);
+        if(x===null&&y===null){return 0;}if(x===null){return 1;}if(y===null){return -1;}
+        var c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));
+        return dir==='asc'?c:-c;});
+      rows.forEach(function(r){body.appendChild(r);});});
   }
   document.querySelectorAll('table.sortable').forEach(function(table){
     table.querySelectorAll('thead th[data-col]').forEach(function(th){
@@ -118,9 +122,13 @@ def _summary_table(table: Table) -> str:
         f'<thead><tr><th rowspan="2" data-col="0">{esc(table.stub)}</th>{"".join(heads)}</tr>',
         f"<tr>{''.join(labels)}</tr></thead><tbody>",
     ]
-    for label, cells in table.rows:
+    for i, (label, cells) in enumerate(table.rows):
+        if i in table.block_starts:  # one tbody per block: sorting keeps rows inside their block
+            lines += ["</tbody><tbody>"] if i else []
+            title = esc(table.block_starts[i])
+            lines.append(f'<tr class="block-head"><th colspan="{len(cells) + 1}">{title}</th></tr>')
         tds = "".join(
-            f'<td data-v="{esc(_number(c.text))}"'
+            f'<td data-v="{esc(_number(c.text) if c.sort_key is None else c.sort_key)}"'
             + (f' class="m{c.mark}"' if c.mark else "")
             + f">{esc(c.text)}</td>"
             for c in cells
@@ -128,13 +136,6 @@ def _summary_table(table: Table) -> str:
         lines.append(f'<tr><th data-v="{esc(label)}">{esc(label)}</th>{tds}</tr>')
     lines.append("</tbody></table>")
     return "\n".join(lines)
-
-
-def _labels(docs: Sequence[dict]) -> list[str]:
-    names = [doc["method"] for doc in docs]
-    if len(set(names)) == len(names):
-        return names
-    return [f"{doc['method']} ({doc['protocol']})" for doc in docs]
 
 
 def _aggregation(doc: dict, aggregation: str | None) -> str:
@@ -282,12 +283,14 @@ def _fingerprints(doc: dict) -> str:
 
 def _provenance(docs: Sequence[dict]) -> str:
     head = "".join(f"<th>{t}</th>" for t in ("method", "dataset", "protocol", "cosalbench", "images scored / expected",
-                                              "groups", "fingerprints", "file"))  # fmt: skip
+                                              "groups", "training set", "seed", "fingerprints", "file"))  # fmt: skip
     rows = []
     for doc in docs:
         expected = doc["n_images"] + len(doc.get("missing_predictions", []))
+        seed = seed_of(doc)
         cells = [doc["method"], doc["dataset"], doc["protocol"], doc["cosalbench"], f"{doc['n_images']} / {expected}",
-                 str(doc["n_groups"]), _fingerprints(doc), doc.get("_path", "")]  # fmt: skip
+                 str(doc["n_groups"]), train_set_of(doc), "–" if seed is None else seed, _fingerprints(doc),
+                 doc.get("_path", "")]  # fmt: skip
         rows.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
     return f'<table id="provenance"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
@@ -301,10 +304,16 @@ def html_report(
     sources: dict[str, PictureSources] | None = None,
     per_group: int = 6,
     thumb_height: int = 72,
+    group_by: str | None = None,
+    profiles: ProfileColumns | None = None,
 ) -> str:
-    """The whole page as text. ``sources`` (dataset -> PictureSources) adds the group thumbnails."""
+    """The whole page as text. ``sources`` (dataset -> PictureSources) adds the group thumbnails;
+    ``group_by`` and ``profiles`` shape the summary table as in ``results_table``. Curves and per-group
+    tables show every document, seeds of one method side by side (labelled with the seed)."""
     metrics = parse_metrics(metrics)
-    table = results_table(docs, metrics, aggregation, None, allow_mixed_protocols, digits)
+    table = results_table(
+        docs, metrics, aggregation, None, allow_mixed_protocols, digits, group_by=group_by, profiles=profiles
+    )
     versions = ", ".join(sorted({str(doc["cosalbench"]) for doc in docs}))
     body = [
         "<header><h1>cosalbench report</h1>",
@@ -318,7 +327,7 @@ def html_report(
     ]
     for index, dataset in enumerate(dict.fromkeys(doc["dataset"] for doc in docs)):
         subset = [doc for doc in docs if doc["dataset"] == dataset]
-        labels = _labels(subset)
+        labels = run_labels(subset)
         settings = ", ".join(
             dict.fromkeys(f"{d['protocol']}, {_aggregation(d, aggregation)}" for d in subset)
         )
@@ -348,6 +357,16 @@ def picture_sources(
     """Sources of every dataset of ``docs`` when ``pred_root`` is given, else None."""
     if pred_root is None:
         return None
+    for doc in docs:
+        key = (doc["method"], doc["dataset"], doc["protocol"])  # one run scored under two protocols is fine
+        same = [d for d in docs if (d["method"], d["dataset"], d["protocol"]) == key]
+        if len(same) > 1:  # maps are found by method name: one folder cannot hold several runs' maps
+            raise CosalbenchError(
+                doc.get("_path"),
+                f"{len(same)} results of {doc['method']} on {doc['dataset']} (e.g. seeds), but thumbnails "
+                f"read the maps of one run from {pred_root}",
+                "omit --pred-root, or pass one run's results",
+            )
     datasets = dict.fromkeys(doc["dataset"] for doc in docs)
     return {
         name: PictureSources(name, [d["method"] for d in docs if d["dataset"] == name], pred_root, data_root)

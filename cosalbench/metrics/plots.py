@@ -19,6 +19,7 @@ from cosalbench.errors import CosalbenchError
 from cosalbench.io import atomic_path
 from cosalbench.metrics.report import LOWER_IS_BETTER, METRIC_LABELS, parse_names
 from cosalbench.metrics.results_io import check_aggregation
+from cosalbench.metrics.runs import run_labels
 
 CURVE_KINDS = ("pr", "fm", "em", "roc")
 # format -> metadata that keeps the file free of dates and version strings
@@ -55,11 +56,13 @@ def order_by_max_f(results: Sequence[dict], aggregation: str) -> list[int]:
 
 
 def _labels(results: Sequence[dict]) -> list[str]:
-    """Method names, with the protocol added when a name or the protocols repeat."""
+    """Method names, with the protocol added when a name or the protocols repeat, and the seed or
+    training set where several runs of one method remain (``run_labels``)."""
     names = [doc["method"] for doc in results]
     if len(set(names)) == len(names) and len({doc["protocol"] for doc in results}) == 1:
         return names
-    return [f"{doc['method']} ({doc['protocol']})" for doc in results]
+    labels = [f"{doc['method']} ({doc['protocol']})" for doc in results]
+    return labels if len(set(labels)) == len(labels) else run_labels(results)
 
 
 def _draw(ax: Axes, kind: str, doc: dict, label: str, aggregation: str, style: dict) -> bool:

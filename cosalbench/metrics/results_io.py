@@ -32,6 +32,18 @@ REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
 }
 # keys whose joint presence marks a JSON object as a result document (inside folders)
 SIGNATURE_KEYS = ("cosalbench", "method", "dataset", "protocol")
+# the optional top-level ``provenance`` object: key -> what its value must be (null always allowed: unknown)
+PROVENANCE_KEYS = {
+    "model": "a string",
+    "recipe_sha256": "a string",
+    "train_sets": "a list of strings",
+    "backbone_weights": "an object with 'file' and 'sha256'",
+    "input_size": "an integer",
+    "seed": "an integer",
+    "steps": "an integer",
+    "checkpoint_rule": "a string",
+    "checkpoint": "an object with 'file' and 'sha256'",
+}
 
 
 def check_aggregation(aggregation: str) -> str:
@@ -74,6 +86,30 @@ def _check_curves(path: Path, where: str, curves: Any) -> None:
         raise CosalbenchError(path, f"curves in '{where}' have different lengths {lengths}")
 
 
+def _provenance_value_ok(kind: str, value: Any) -> bool:
+    if value is None:
+        return True
+    if kind == "a string":
+        return isinstance(value, str)
+    if kind == "an integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "a list of strings":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, dict) and all(isinstance(value.get(key), str) for key in ("file", "sha256"))
+
+
+def _check_provenance(path: Path, provenance: Any) -> None:
+    """``provenance`` (optional) is an object whose known keys have their contract types; keys may be
+    absent or null (unknown), and keys this version does not know are kept untouched."""
+    if provenance is None:
+        return
+    if not isinstance(provenance, dict):
+        raise CosalbenchError(path, f"'provenance' is {type(provenance).__name__}, not an object")
+    for key, kind in PROVENANCE_KEYS.items():
+        if not _provenance_value_ok(kind, provenance.get(key)):
+            raise CosalbenchError(path, f"'provenance.{key}' is {provenance[key]!r}, not {kind} or null")
+
+
 def validate_result(doc: Any, path: str | Path) -> dict:
     """Check ``doc`` against contract 5 and return it; raise CosalbenchError naming what is wrong."""
     path = Path(path)
@@ -95,6 +131,7 @@ def validate_result(doc: Any, path: str | Path) -> dict:
             raise CosalbenchError(path, f"'{where}' lacks an integer 'n_images'")
         _check_scalars(path, f"{where}.metrics", entry.get("metrics", {}))
         _check_curves(path, f"{where}.curves", entry.get("curves", {}))
+    _check_provenance(path, doc.get("provenance"))
     return doc
 
 
