@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from cosalbench.provenance import KEYS, file_record
+from cosalbench.provenance import KEYS, check, file_record
 from reference_models import backbones
 
 CHUNK = 1 << 20
@@ -107,8 +107,8 @@ def for_loaded_checkpoint(
     the input size it is run at and the file, null for the rest.
     """
     checkpoint = file_record(path.name, sha256)
-    if isinstance(payload.get("provenance"), dict):
-        return {**record(**payload["provenance"]), "checkpoint": checkpoint}
+    if payload.get("provenance") is not None:
+        return check({**payload["provenance"], "checkpoint": checkpoint}, path)
     trainer = "recipe" in payload
     return record(
         model=model_name,

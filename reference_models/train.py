@@ -246,20 +246,32 @@ def train(
 
     With ``resume``, continue from ``resume_from`` or else ``<out>/checkpoint.pth`` when it exists.
     """
-    out = Path(out)
+    dist = Distributed()
+    device = resolve_device(str(cfg["device"]), dist.local_rank)
+    dist.start(device)
+    try:
+        return run_training(cfg, Path(out), dist, device, resume, progress, resume_from)
+    finally:
+        dist.stop()
+
+
+def run_training(
+    cfg: dict,
+    out: Path,
+    dist: Distributed,
+    device: torch.device,
+    resume: bool = True,
+    progress: bool = True,
+    resume_from: str | Path | None = None,
+) -> dict:
+    """:func:`train` in processes whose device (and process group, under torchrun) are set up already."""
     if not cfg.get("max_steps") and cfg.get("epochs") is None:
         raise CosalbenchError(None, "the recipe sets neither epochs nor max_steps", "set one, e.g. epochs=50")
     source = Path(resume_from) if resume_from else out / CHECKPOINT
     if resume_from and not source.is_file():
         raise CosalbenchError(source, "checkpoint to resume from not found")
-    dist = Distributed()
-    device = resolve_device(str(cfg["device"]), dist.local_rank)
-    dist.start(device)
-    try:
-        with rundir.lock_run(out) if dist.main else contextlib.nullcontext():
-            return _train(cfg, out, dist, device, source if resume else None, progress)
-    finally:
-        dist.stop()
+    with rundir.lock_run(out) if dist.main else contextlib.nullcontext():
+        return _train(cfg, out, dist, device, source if resume else None, progress)
 
 
 def cached_batches(
