@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +214,27 @@ def test_released_state_dicts_get_nulls_for_what_is_unknown(tmp_path: Path) -> N
         "input_size": 224, "seed": None, "steps": None, "checkpoint_rule": None,
         "checkpoint": {"file": "final_gconet.pth", "sha256": "ab" * 32},
     }  # fmt: skip
+
+
+def test_two_ranks_validate_once_per_check_and_run_seeds_in_turn(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    recipe = Path(SMOKE).with_name("rcgs-smoke.yaml")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "cosalbench.cli", "train-reference", "rcgs", "--recipe", str(recipe), "--out", str(out),
+               "--max-steps", "3", "--quiet", "size=32", "validation.groups=1", "validation.every=2",
+               "--seeds", "0,1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count('"seeds"') == 1  # one summary, from rank 0
+    for seed in (0, 1):
+        run = out / f"seed{seed}"
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["world_size"] == 2 and summary["steps"] == 3
+        checks = [r for r in log_of(run) if "validation" in r]
+        assert [r["step"] for r in checks] == [2, 3]  # once per check, not once per rank
+        assert checks[0]["validation"]["groups"] == 1 and checks[0]["validation"]["images"] == 6
+        assert load(run / "best.pth")["provenance"]["seed"] == seed
+    assert [row["seed"] for row in json.loads((out / "seeds.json").read_text())["runs"]] == [0, 1]
