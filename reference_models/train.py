@@ -356,6 +356,8 @@ def _train(
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         rundir.trim_log(out / "log.jsonl", step)
+        if state is None:  # a fresh start: an earlier run's best weights are not this run's
+            (out / BEST).unlink(missing_ok=True)
         recipes.save_recipe(out / "recipe.yaml", {**cfg, "backbone": backbone})
     if device.type == "cpu" and cfg["compile"]:
         cfg = {**cfg, "compile": False}  # torch.compile only pays off (and is only tested) on CUDA

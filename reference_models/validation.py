@@ -172,6 +172,8 @@ def hold_out(
     ``validation.groups`` is 0. The main process records the split in ``<out>/validation.json``."""
     spec = cfg["validation"]
     if float(spec["groups"]) == 0:
+        if main:
+            (out / RECORD).unlink(missing_ok=True)  # an earlier run's split, restarted without one
         return dataset, None
     refuse_test_set(dataset)
     chosen = choose(dataset, spec)
