@@ -7,6 +7,7 @@ Everything random takes a ``numpy.random.Generator``: the same seed gives the sa
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,15 @@ class GroupDataset:
     def pairs(self) -> list[Item]:
         """Every (group, image) pair: groups sorted, images sorted by stem (the cache's row order)."""
         return [item for group in self.groups for item in self.items[group]]
+
+    def subset(self, groups: Sequence[str]) -> GroupDataset:
+        """The same dataset limited to ``groups`` (same files, size and options; its own decoded images)."""
+        part = copy.copy(self)
+        part.items = {group: self.items[group] for group in groups}
+        part.groups = sorted(part.items)
+        part._images, part._masks, part._sizes = {}, {}, {}
+        part.__dict__.pop("_offsets", None)
+        return part
 
     def rows(self, group_index: int, indices: np.ndarray) -> np.ndarray:
         """Positions in :meth:`pairs` of images ``indices`` of the ``group_index``-th sorted group."""

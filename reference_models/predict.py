@@ -30,11 +30,11 @@ from tqdm import tqdm
 
 from cosalbench import __version__, io, layout
 from cosalbench.errors import CosalbenchError, from_os_error
-from reference_models import recipes
+from reference_models import provenance, recipes
 from reference_models.backbones import load_torch_mapping
 from reference_models.data import GroupDataset, resolve_dataset_name, to_tensor_batch
 from reference_models.registry import load_model_module
-from reference_models.train import autocast, resolve_device
+from reference_models.train import RECIPE_DIGEST_EXCLUDED, autocast, resolve_device
 
 EXTERNAL_BACKBONE = "external-checkpoint"
 
@@ -42,9 +42,17 @@ EXTERNAL_BACKBONE = "external-checkpoint"
 def load_checkpoint(path: str | Path, model_name: str) -> tuple[ModuleType, nn.Module, dict, str]:
     """(module, model in eval mode on the CPU, recipe, backbone provenance) from a checkpoint file.
 
-    Accepts the trainer's ``final.pth``/``checkpoint.pth`` and bare state dicts (e.g. the official
-    ``final_gconet.pth``, which then uses the model's default recipe).
+    Accepts the trainer's ``final.pth``/``best.pth``/``checkpoint.pth`` and bare state dicts (e.g. the
+    official ``final_gconet.pth``, which then uses the model's default recipe).
     """
+    module, model, cfg, backbone, _ = load_checkpoint_payload(path, model_name)
+    return module, model, cfg, backbone
+
+
+def load_checkpoint_payload(
+    path: str | Path, model_name: str
+) -> tuple[ModuleType, nn.Module, dict, str, dict[str, Any]]:
+    """:func:`load_checkpoint` and the file's payload (what its provenance record is made from)."""
     path = Path(path)
     if not path.is_file():
         raise CosalbenchError(path, "checkpoint not found")
@@ -67,7 +75,7 @@ def load_checkpoint(path: str | Path, model_name: str) -> tuple[ModuleType, nn.M
         if result.unexpected_keys:
             details.append(f"{len(result.unexpected_keys)} unexpected keys, e.g. {result.unexpected_keys[0]}")
         raise CosalbenchError(path, f"does not fit the {model_name} architecture ({'; '.join(details)})")
-    return module, model.eval(), cfg, backbone
+    return module, model.eval(), cfg, backbone, payload
 
 
 def predict_images(
@@ -109,20 +117,13 @@ def to_original_size(maps: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> li
     return out
 
 
-FINGERPRINT_CHUNK = 1 << 20
-
-
 def checkpoint_fingerprint(path: str | Path, model_name: str, size: int, precision: str) -> dict[str, Any]:
     """What makes two predictions the same maps: the checkpoint file's bytes, the model, input size, precision.
 
     ``sha256`` digests the four together; ``prediction.json`` records it for every dataset.
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(FINGERPRINT_CHUNK), b""):
-            digest.update(block)
     parts = {
-        "checkpoint_sha256": digest.hexdigest(),
+        "checkpoint_sha256": provenance.file_sha256(path),
         "model": model_name,
         "size": int(size),
         "precision": precision,
@@ -234,11 +235,15 @@ def predict_datasets(
     method = method or model_name
     target = resolve_device(device)
     checkpoint = Path(checkpoint)
-    module, model, cfg, backbone = load_checkpoint(checkpoint, model_name)
+    module, model, cfg, backbone, payload = load_checkpoint_payload(checkpoint, model_name)
     model.to(target)
     chunk = max_group_size or (int(cfg["predict_chunk"]) if cfg.get("predict_chunk") else None)
     precision = "bf16" if bf16 and target.type == "cuda" else "fp32"
     fingerprint = checkpoint_fingerprint(checkpoint, model_name, int(cfg["size"]), precision)
+    record = provenance.for_loaded_checkpoint(
+        payload, checkpoint, fingerprint["checkpoint_sha256"], cfg, model_name, RECIPE_DIGEST_EXCLUDED
+    )
+    del payload  # the weights are in the model now
     record_path = Path(out) / method / "prediction.json"
     previous = _previous_record(record_path)
     names = [resolve_dataset_name(root, name) for name in datasets]
@@ -256,6 +261,7 @@ def predict_datasets(
         "checkpoint": str(checkpoint),
         "fingerprint": fingerprint,
         "backbone": backbone,
+        "provenance": record,
         "device": str(target),
         "precision": precision,
         "size": int(cfg["size"]),
@@ -293,6 +299,7 @@ class PredictionRun:
         counts: dict[str, Any] = {
             "checkpoint": summary["checkpoint"],
             "fingerprint": summary["fingerprint"]["sha256"],
+            "provenance": summary["provenance"],
             "complete": False,
             "images": len(dataset) + len([path for path in bad if path not in known]),
         }

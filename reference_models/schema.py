@@ -21,7 +21,9 @@ from types import ModuleType
 from typing import Any
 
 from cosalbench.errors import CosalbenchError
+from cosalbench.metrics.protocols import PROTOCOLS
 
+VALIDATION_METRICS = ("sm", "maxfm", "meanfm", "maxem", "meanem", "mae")
 KINDS = ("int", "float", "bool", "str", "choice", "floats", "strs", "section")
 
 
@@ -96,17 +98,49 @@ SYNTHETIC_KEYS: dict[str, Field] = {
     "max_distractors": Field("int", 3, "distractor shapes per image (at most)", low=0),
 }
 
+VALIDATION_KEYS: dict[str, Field] = {
+    "groups": Field(
+        "float",
+        0.1,
+        "training groups held out: a fraction below 1, a count from 1, or 0 (off: final.pth is the result)",
+        low=0.0,
+    ),
+    "seed": Field("int", 0, "seed of the choice of held-out groups (and of their scored images)", low=0),
+    "every": Field(
+        "int",
+        None,
+        "evaluate every this many steps (null: at every epoch's end); always at the last",
+        low=1,
+        nullable=True,
+    ),
+    "metric": Field(
+        "choice",
+        "sm",
+        "the image-mean measure best.pth maximises (mae: minimises)",
+        choices=VALIDATION_METRICS,
+    ),
+    "protocol": Field(
+        "choice", "pysodmetrics", "metric protocol of the validation scores", choices=PROTOCOLS
+    ),
+    "images_per_group": Field(
+        "int",
+        32,
+        "images scored per held-out group (null: all), drawn once with the seed",
+        low=1,
+        nullable=True,
+    ),
+}
+
 TRAINER_KEYS: dict[str, Field] = {
     "model": Field("str", None, "model name (set by the command)", nullable=True),
     "train_set": Field("str", "DUTS_class", "training set name, or 'synthetic'"),
     "data_root": Field("str", None, "canonical data root (else $COSALBENCH_DATA, ./data)", nullable=True),
     "synthetic": Field("section", None, "the generated set of train_set: synthetic", fields=SYNTHETIC_KEYS),
-    "validation_groups": Field(
-        "float",
-        0.0,
-        "fraction of the training groups held out to choose the checkpoint (0 = none: final weights)",
-        low=0.0,
-        high=0.5,
+    "validation": Field(
+        "section",
+        None,
+        "the validation split held out from the training groups that chooses best.pth",
+        fields=VALIDATION_KEYS,
     ),
     "size": Field("int", 224, "square training input size in pixels", low=8),
     "seed": Field("int", 0, "seed of every random draw of the run", low=0),

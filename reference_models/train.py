@@ -6,7 +6,9 @@ optionally compiles the model, checkpoints atomically every epoch (and every ``c
 and resumes from ``<out>/checkpoint.pth`` when it exists. Under ``torchrun`` (``WORLD_SIZE`` > 1) it wraps
 the model in DistributedDataParallel and deals whole batches round-robin, so a group never straddles ranks.
 
-Run directory: ``recipe.yaml`` (resolved), ``log.jsonl``, ``checkpoint.pth``, ``final.pth``, ``summary.json``.
+Run directory: ``recipe.yaml`` (resolved), ``log.jsonl``, ``checkpoint.pth``, ``final.pth``, ``summary.json``,
+and with a validation split (``reference_models.validation``) ``validation.json`` and ``best.pth``. Every
+checkpoint carries a ``provenance`` record (``reference_models.provenance``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from cosalbench import __version__, io
 from cosalbench.datasets import synth
 from cosalbench.errors import CosalbenchError
 from cosalbench.layout import resolve_data_root
-from reference_models import backbones, cache, loader, recipes, rundir, schema
+from reference_models import backbones, cache, loader, provenance, recipes, rundir, schema, validation
 from reference_models.cache import ImageCache
 from reference_models.data import GroupDataset
 from reference_models.registry import load_model_module
@@ -56,6 +58,9 @@ RUN_CONTROL_KEYS = frozenset(
 )
 CHECKPOINT = "checkpoint.pth"
 FINAL = "final.pth"
+BEST = "best.pth"
+# Left out of the recipe digest of provenance records: run control, and the seed (recorded on its own).
+RECIPE_DIGEST_EXCLUDED = RUN_CONTROL_KEYS | {"seed"}
 
 
 def resolve_recipe(
@@ -241,20 +246,32 @@ def train(
 
     With ``resume``, continue from ``resume_from`` or else ``<out>/checkpoint.pth`` when it exists.
     """
-    out = Path(out)
+    dist = Distributed()
+    device = resolve_device(str(cfg["device"]), dist.local_rank)
+    dist.start(device)
+    try:
+        return run_training(cfg, Path(out), dist, device, resume, progress, resume_from)
+    finally:
+        dist.stop()
+
+
+def run_training(
+    cfg: dict,
+    out: Path,
+    dist: Distributed,
+    device: torch.device,
+    resume: bool = True,
+    progress: bool = True,
+    resume_from: str | Path | None = None,
+) -> dict:
+    """:func:`train` in processes whose device (and process group, under torchrun) are set up already."""
     if not cfg.get("max_steps") and cfg.get("epochs") is None:
         raise CosalbenchError(None, "the recipe sets neither epochs nor max_steps", "set one, e.g. epochs=50")
     source = Path(resume_from) if resume_from else out / CHECKPOINT
     if resume_from and not source.is_file():
         raise CosalbenchError(source, "checkpoint to resume from not found")
-    dist = Distributed()
-    device = resolve_device(str(cfg["device"]), dist.local_rank)
-    dist.start(device)
-    try:
-        with rundir.lock_run(out) if dist.main else contextlib.nullcontext():
-            return _train(cfg, out, dist, device, source if resume else None, progress)
-    finally:
-        dist.stop()
+    with rundir.lock_run(out) if dist.main else contextlib.nullcontext():
+        return _train(cfg, out, dist, device, source if resume else None, progress)
 
 
 def cached_batches(
@@ -306,7 +323,7 @@ def _train(
         else None
     )
     seed_everything(int(cfg["seed"]), bool(cfg["deterministic"]))
-    dataset = training_set(cfg, out, dist)
+    dataset, validator = validation.hold_out(cfg, training_set(cfg, out, dist), out, dist.main)
     if hasattr(module, "prepare_config"):
         try:
             cfg = module.prepare_config(cfg, dataset)
@@ -333,9 +350,14 @@ def _train(
         epoch, position, step = state["epoch"], state["position"], state["step"]
         backbone = state["backbone"]
     meta = {"cosalbench": __version__, "model_name": cfg["model"], "backbone": backbone, "recipe": cfg}
+    run_record = run_provenance(cfg, model, state) if dist.main else {}
+    scores = dict(state.get("validation_scores") or {}) if state is not None else {}  # best and last
+    validated_at = -1
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         rundir.trim_log(out / "log.jsonl", step)
+        if state is None:  # a fresh start: an earlier run's best weights are not this run's
+            (out / BEST).unlink(missing_ok=True)
         recipes.save_recipe(out / "recipe.yaml", {**cfg, "backbone": backbone})
     if device.type == "cpu" and cfg["compile"]:
         cfg = {**cfg, "compile": False}  # torch.compile only pays off (and is only tested) on CUDA
@@ -352,7 +374,30 @@ def _train(
             payload.update(
                 model=model.state_dict(), optimizer=optimizer.state_dict(), torch_rng=torch.get_rng_state()
             )
+            payload.update(
+                validation_scores=scores,
+                provenance=provenance.for_checkpoint(run_record, step, provenance.RESUME_RULE, CHECKPOINT),
+            )
             rundir.save_checkpoint(checkpoint_path, payload)
+
+    def validate() -> None:
+        """Score the held-out groups (main process), log it, keep ``best.pth``; the other ranks wait."""
+        nonlocal validated_at
+        validated_at = step
+        if dist.main:
+            result = validator.evaluate(module, model, cfg, device)
+            improved = validator.improves(result["value"], scores.get("best"))
+            scores["last"] = {"step": step, "value": result["value"]}
+            if improved:
+                scores["best"] = scores["last"]
+                record = provenance.for_checkpoint(run_record, step, validator.rule, BEST)
+                weights = {"step": step, "model": model.state_dict(), "provenance": record}
+                rundir.save_checkpoint(out / BEST, {**meta, **weights, "validation": result})
+            log.write(
+                json.dumps({"step": step, "epoch": epoch, "validation": result, "best": improved}) + "\n"
+            )
+            log.flush()
+        dist.barrier()
 
     max_steps = int(cfg["max_steps"]) if cfg.get("max_steps") else None
     every = int(cfg["checkpoint_every"]) if cfg.get("checkpoint_every") else None
@@ -414,12 +459,21 @@ def _train(
                     log.flush()
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4g}", epoch=epoch)
+                last = max_steps is not None and step >= max_steps
+                if validator is not None and ((validator.every and step % validator.every == 0) or last):
+                    validate()
                 if every and step % every == 0:
                     checkpoint(epoch, position)
-                if max_steps is not None and step >= max_steps:
+                if last:
                     break
             else:
                 epoch, position = epoch + 1, 0
+                if (
+                    validator is not None
+                    and validated_at != step
+                    and (not validator.every or epoch == epochs)
+                ):
+                    validate()
                 checkpoint(epoch, position)
                 continue
             checkpoint(epoch, position)  # stopped by max_steps inside an epoch
@@ -450,8 +504,44 @@ def _train(
         "final": str(out / FINAL),
     }
     if dist.main:
+        rule = "last step" if validator is not None else "last step (validation off)"
+        record = provenance.for_checkpoint(run_record, step, rule, FINAL)
         rundir.save_checkpoint(
-            out / FINAL, {**meta, "recipe": cfg, "step": step, "model": model.state_dict()}
+            out / FINAL,
+            {**meta, "recipe": cfg, "step": step, "model": model.state_dict(), "provenance": record},
         )
+        summary["provenance"] = {
+            **record,
+            "checkpoint": provenance.file_record(FINAL, provenance.file_sha256(out / FINAL)),
+        }
+        summary["validation"] = validation_summary(validator, scores, out / BEST)
         io.write_json(out / "summary.json", summary)
     return summary
+
+
+def run_provenance(cfg: dict, model: nn.Module, state: dict | None) -> dict[str, Any]:
+    """The provenance every checkpoint of this run shares; a resumed run keeps its backbone file's record
+    (the backbone's weights come from the checkpoint, whatever file the resume found)."""
+    saved = state.get("provenance") if state is not None else None
+    weights = (
+        saved["backbone_weights"] if isinstance(saved, dict) else provenance.backbone_weights(model, cfg)
+    )
+    return provenance.run_provenance(cfg, RECIPE_DIGEST_EXCLUDED, weights)
+
+
+def validation_summary(validator: validation.Validator | None, scores: dict, best_path: Path) -> dict | None:
+    """The summary's ``validation`` entry: the rule, the best step and value, the final weights' value."""
+    if validator is None:
+        return None
+    best, last = scores.get("best"), scores.get("last")
+    return {
+        "rule": validator.rule,
+        "metric": validator.spec["metric"],
+        "groups": len(validator.images),
+        "images": validator.n_images,
+        "best_step": best["step"] if best else None,
+        "best_value": best["value"] if best else None,
+        "final_step": last["step"] if last else None,
+        "final_value": last["value"] if last else None,
+        "best": str(best_path) if best else None,
+    }

@@ -235,6 +235,7 @@ def test_train_reference_runs_one_joint_step(tmp_path: Path) -> None:
         "joint_train_set=Tiny",
         "epochs=1",
         "prefetch=0",
+        "validation.groups=0",  # two groups: none to hold out
     ]
     flags = {
         "data_root": str(DATA),

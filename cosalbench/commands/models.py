@@ -52,6 +52,11 @@ def _require_torch() -> None:
     "--resume", "resume_from", type=click.Path(path_type=Path), help="Continue from this checkpoint file."
 )
 @click.option("--restart", is_flag=True, help="Ignore an existing checkpoint in --out and start over.")
+@click.option(
+    "--seeds",
+    metavar="K,K,...",
+    help="One full training per seed into OUT/seed<k>/ (in turn), then OUT/seeds.json with every seed's figures.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_reference(
     model: str,
@@ -66,6 +71,7 @@ def train_reference(
     device: str | None,
     resume_from: Path | None,
     restart: bool,
+    seeds: str | None,
     quiet: bool,
 ) -> None:
     """Train reference MODEL (any model of `cosalbench models` that trains) from a recipe; resumes from
@@ -74,6 +80,7 @@ def train_reference(
     KEY=VALUE pairs override recipe keys (dotted for nested ones: loss_weights.focal=100).
     """
     _require_torch()
+    from reference_models.seeds import parse_seeds, train_seeds
     from reference_models.train import resolve_recipe, train
 
     flags = {
@@ -88,7 +95,16 @@ def train_reference(
     if resume_from and restart:
         raise CosalbenchError(resume_from, "--resume and --restart exclude each other")
     run = out or Path("runs") / model.lower()
-    summary = train(cfg, run, resume=not restart, progress=not quiet, resume_from=resume_from)
+    if seeds is not None:
+        if any(text.partition("=")[0].strip() == "seed" for text in overrides):
+            raise CosalbenchError(None, "--seeds and a seed=K override exclude each other", "drop seed=K")
+        if resume_from:
+            raise CosalbenchError(
+                resume_from, "--seeds and --resume exclude each other", "each OUT/seed<k>/ resumes by itself"
+            )
+        summary = train_seeds(cfg, run, parse_seeds(seeds), resume=not restart, progress=not quiet)
+    else:
+        summary = train(cfg, run, resume=not restart, progress=not quiet, resume_from=resume_from)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary per run, not one per torchrun rank
         click.echo(json.dumps(summary, indent=2))
 

@@ -43,6 +43,7 @@ from cosalbench.metrics.fingerprint import job_fingerprint, stored_fingerprint, 
 from cosalbench.metrics.ground_truth import GroundTruth, checked_ground_truth
 from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
 from cosalbench.parallel import process_pool
+from cosalbench.provenance import recorded_provenance
 from cosalbench.staging import check_output_folder, staged_outputs
 
 # images per task sent to a worker: large enough to amortise IPC, small enough to balance the load
@@ -70,6 +71,7 @@ class Job:
     pairs: list[Pair]
     missing: list[str]
     gt_fields: dict[str, Any] = field(default_factory=dict)  # gt_complete and gt_check of its document
+    provenance: dict[str, Any] | None = None  # of the checkpoint that made the maps (its prediction.json)
 
 
 @dataclass
@@ -292,7 +294,8 @@ def plan_evaluation(
                     "drop --strict",
                 )
             fields = plan.ground_truth[name].document_fields()
-            plan.jobs.append(Job(method, name, pred_dir, pairs, missing, fields))
+            origin = recorded_provenance(folder, name)
+            plan.jobs.append(Job(method, name, pred_dir, pairs, missing, fields, origin))
     return plan
 
 
@@ -579,8 +582,10 @@ def run_plan(
     finished = [
         _reduce(job, protocol, job_scores, measures) for job, job_scores in zip(jobs, scores, strict=True)
     ]
-    for result in finished:
+    for job, result in zip(jobs, finished, strict=True):
         result.document.update(metadata or {})
+        if job.provenance is not None:
+            result.document["provenance"] = job.provenance
     if out is not None:
         records = [(fingerprints[index], options, len(plan.jobs[index].pairs)) for index in todo]
         write_results(out, finished, records)

@@ -1,8 +1,9 @@
 """Input fingerprints of result documents, so that a rerun rescores only what changed.
 
 A fingerprint hashes everything a result depends on: the cosalbench version, the protocol and the
-scoring options, the method and dataset names, and for every pair the GT and prediction paths with
-their sizes and modification times (plus the list of missing predictions). It is stored beside the
+scoring options, the method and dataset names, the provenance of the maps' checkpoint when their
+``prediction.json`` records one, and for every pair the GT and prediction paths with their sizes and
+modification times (plus the list of missing predictions). It is stored beside the
 result as ``<out>/<method>/<Dataset>.fingerprint.json``; a rerun whose fingerprint equals the stored
 one, with the result files still there, reuses the result instead of decoding anything.
 """
@@ -31,6 +32,8 @@ def job_fingerprint(job: Any, options: Mapping[str, Any], cache: dict[Path, str]
     """SHA-256 (hex) of a job's inputs (its pairs' files, missing keys) and the scoring ``options``."""
     digest = hashlib.sha256()
     header = {"cosalbench": __version__, "method": job.method, "dataset": job.dataset, **options}
+    if getattr(job, "provenance", None) is not None:  # the maps' checkpoint (from their prediction.json)
+        header["provenance"] = job.provenance
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     for pair in job.pairs:
         line = f"\n{pair.group}/{pair.stem}\t{_stat(pair.gt, cache)}\t{_stat(pair.pred, cache)}"
