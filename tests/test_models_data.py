@@ -66,6 +66,30 @@ def test_device_augmentation_flips_rotates_and_keeps_masks_binary(dataset: Group
     assert set(torch.unique(batch["masks"]).tolist()) <= {0.0, 1.0}
 
 
+def test_device_augmentation_folds_flips_into_rotation_and_resamples_only_rotated_images(
+    dataset: GroupDataset,
+) -> None:
+    group = dataset.groups[1]
+    images = np.stack([dataset.image(group, i) for i in range(4)])
+    masks = np.stack([dataset.mask(group, i) for i in range(4)])
+    flips, angles = torch.tensor([True, True, False, False]), torch.tensor([-47.0, 0.0, 0.0, 12.5])
+    raw = {"images": torch.from_numpy(images), "masks": torch.from_numpy(masks),
+           "labels": torch.arange(4), "flips": flips, "angles": angles}  # fmt: skip
+    batch = loader.device_batch(raw, torch.device("cpu"))
+    assert batch["images"].is_contiguous() and batch["images"].dtype == torch.float32
+    for index in range(4):  # a mixed batch gives each image what it gets alone
+        alone = {key: value[index : index + 1] for key, value in raw.items()}
+        single = loader.device_batch(alone, torch.device("cpu"))
+        assert torch.allclose(batch["images"][index], single["images"][0], atol=1e-6)
+        assert torch.equal(batch["masks"][index], single["masks"][0])
+    unrotated, _ = to_tensor_batch([images[1][:, ::-1].copy(), images[2]])
+    assert torch.equal(batch["images"][1:3], unrotated)  # angle 0: copied exactly, never resampled
+    flipped = Image.fromarray(masks[0]).transpose(Image.FLIP_LEFT_RIGHT)
+    pil_mask = np.asarray(flipped.rotate(-47.0, resample=Image.NEAREST))
+    assert np.array_equal(batch["masks"][0, 0].numpy() * 255, pil_mask)  # flip, then PIL's rotate
+    assert torch.equal(batch["labels"], torch.arange(4))
+
+
 def test_cache_stores_each_image_once_and_is_reused(dataset: GroupDataset, tmp_path: Path) -> None:
     entry = cache.open_or_build(dataset, tmp_path, workers=2, progress=False)
     assert entry.images.shape == (24, 48, 48, 3) and entry.masks.shape == (24, 48, 48)
