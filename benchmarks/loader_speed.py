@@ -17,15 +17,18 @@ RCGS: flip p=0.5).
 Worker rates are steady state (from the first batch received; starting the workers is printed
 apart). Memory: the proportional set size (PSS) of each process, which counts the shared cache
 pages once per machine divided among the processes mapping them; the previous path held its own
-copy of the decoded set in every rank. On a shared machine compare the ratios within one run. Run::
+copy of the decoded set in every rank. Each rate is also given per CPU-second (this process and its
+worker processes together), which other load on the machine disturbs much less than wall time; on a
+shared machine compare the ratios within one run. Run::
 
-    python benchmarks/loader_speed.py [--batches 6] [--size 224] [--workers 2]
+    python benchmarks/loader_speed.py [--batches 6] [--size 224] [--workers 2] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -78,20 +81,27 @@ def previous_batch(
     return {"images": image_tensor, "masks": mask_tensor, "labels": torch.from_numpy(np.asarray(plan.labels))}
 
 
-def rate(make, plans: list[loader.BatchPlan]) -> float:  # noqa: ANN001 -- a batch builder
-    """Images per second of ``make(plan)`` over ``plans`` (after one warm-up batch)."""
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def rate(make, plans: list[loader.BatchPlan]) -> tuple[float, float]:  # noqa: ANN001 -- a batch builder
+    """Images per second (wall) and per CPU-second of ``make(plan)`` over ``plans`` (after one warm-up)."""
     make(plans[0])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for plan in plans:
         make(plan)
-    return sum(len(plan.pairs) for plan in plans) / (time.perf_counter() - start)
+    images = sum(len(plan.pairs) for plan in plans)
+    return images / (time.perf_counter() - start), images / (cpu_seconds() - cpu)
 
 
 def worker_rate(entry: cache.ImageCache, plans: list[loader.BatchPlan], workers: int, augment: bool) -> dict:
     """Steady-state images/s of ``share_loader`` batches arriving here (``device_batch`` applied here
     when ``augment``), the seconds until the first batch, and each worker's PSS near the end."""
     cpu = torch.device("cpu")
-    tick = time.perf_counter()
+    tick, used = time.perf_counter(), cpu_seconds()
     stream = iter(loader.share_loader(entry, plans, workers, prefetch=2))
     pids = [process.pid for process in getattr(stream, "_workers", [])]
     first = next(stream)
@@ -105,8 +115,11 @@ def worker_rate(entry: cache.ImageCache, plans: list[loader.BatchPlan], workers:
         if index == len(plans) - 2:
             worker_pss = [pss_mib(pid) for pid in pids]
     seconds = time.perf_counter() - start
+    del stream  # the workers have ended and are waited for: their CPU time is counted
     images = sum(len(plan.pairs) for plan in plans[1:]) + (len(plans[0].pairs) if augment else 0)
-    return {"img_s": images / seconds, "startup_s": start - tick, "worker_pss_mib": worker_pss}
+    every = sum(len(plan.pairs) for plan in plans)  # CPU time includes the workers' start and first batch
+    return {"img_s": images / seconds, "img_cpu_s": every / (cpu_seconds() - used),
+            "startup_s": start - tick, "worker_pss_mib": worker_pss}  # fmt: skip
 
 
 def measure(name: str, size: int, batches: int, workers: int, work: Path) -> dict:
@@ -145,8 +158,11 @@ def measure(name: str, size: int, batches: int, workers: int, work: Path) -> dic
     pooled = worker_rate(entry, streamed, workers, augment=True)
     host = worker_rate(entry, streamed, workers, augment=False)
     cached = entry.images.nbytes + entry.masks.nbytes
-    return {"model": name, "images": len(dataset), "batch": len(plans[0].pairs), "previous_img_s": before,
-            "inline_img_s": inline, "workers_img_s": pooled["img_s"], "host_img_s": host["img_s"],
+    return {"model": name, "images": len(dataset), "batch": len(plans[0].pairs),
+            "previous_img_s": before[0], "previous_img_cpu_s": before[1],
+            "inline_img_s": inline[0], "inline_img_cpu_s": inline[1],
+            "workers_img_s": pooled["img_s"], "workers_img_cpu_s": pooled["img_cpu_s"],
+            "host_img_s": host["img_s"], "host_img_cpu_s": host["img_cpu_s"],
             "startup_s": pooled["startup_s"], "cache_build_s": build, "pss_mib": pss,
             "worker_pss_mib": host["worker_pss_mib"], "cache_mib": cached / 2**20,
             "previous_held_mib": held / 2**20}  # fmt: skip
@@ -157,17 +173,21 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes (>= 1)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads here (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:  # on a busy machine one thread avoids waiting on a descheduled second one in every op
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, size {args.size}, "
           f"{args.workers} loader workers")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         for name in SETUPS:
             row = measure(name, args.size, args.batches, max(1, args.workers), Path(folder))
-            base = row["previous_img_s"]
+            wall, cpu = row["previous_img_s"], row["previous_img_cpu_s"]
             print(f"{row['model']} (batch {row['batch']}, {row['images']} images)")
-            for label, key in (("previous path", "previous_img_s"), ("new, in-process", "inline_img_s"),
-                               ("new, workers", "workers_img_s"), ("host delivery (feeds a GPU)", "host_img_s")):  # fmt: skip
-                print(f"  {label:28s} {row[key]:9.1f} img/s  x{row[key] / base:.1f}")
+            for label, key in (("previous path", "previous"), ("new, in-process", "inline"),
+                               ("new, workers", "workers"), ("host delivery (feeds a GPU)", "host")):  # fmt: skip
+                print(f"  {label:28s} {row[key + '_img_s']:9.1f} img/s x{row[key + '_img_s'] / wall:5.1f}   "
+                      f"{row[key + '_img_cpu_s']:9.1f} img/CPU-s x{row[key + '_img_cpu_s'] / cpu:5.1f}")  # fmt: skip
             workers_pss = ", ".join(f"{value:.0f}" for value in row["worker_pss_mib"])
             print(f"  workers start {row['startup_s']:.2f} s; cache build {row['cache_build_s']:.1f} s, "
                   f"{row['cache_mib']:.0f} MiB once per machine (previous path: {row['previous_held_mib']:.0f} MiB "
