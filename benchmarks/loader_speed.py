@@ -9,7 +9,7 @@ RCGS: flip p=0.5).
   (what the trainer did before the cache: one thread, every rank building every batch);
 * new, in-process: gather from the memory-mapped cache, then ``loader.device_batch`` (flips,
   rotation and normalisation as batched torch ops: on the CPU here, on the GPU in a real run);
-* new, workers: ``loader.share_loader`` worker processes gather the uint8 batches, the measuring
+* new, workers: ``loader.share_batches`` worker processes gather the uint8 batches, the measuring
   process only runs ``device_batch`` on what arrives (a training rank's share of the work);
 * host delivery: the worker processes' uint8 batches arriving in the measuring process, nothing
   else -- what feeds a GPU, whose ``device_batch`` runs on the device.
@@ -27,6 +27,7 @@ shared machine compare the ratios within one run. Run::
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import tempfile
@@ -98,13 +99,13 @@ def rate(make, plans: list[loader.BatchPlan]) -> tuple[float, float]:  # noqa: A
 
 
 def worker_rate(entry: cache.ImageCache, plans: list[loader.BatchPlan], workers: int, augment: bool) -> dict:
-    """Steady-state images/s of ``share_loader`` batches arriving here (``device_batch`` applied here
+    """Steady-state images/s of ``share_batches`` batches arriving here (``device_batch`` applied here
     when ``augment``), the seconds until the first batch, and each worker's PSS near the end."""
     cpu = torch.device("cpu")
     tick, used = time.perf_counter(), cpu_seconds()
-    stream = iter(loader.share_loader(entry, plans, workers, prefetch=2))
-    pids = [process.pid for process in getattr(stream, "_workers", [])]
+    stream = loader.share_batches(entry, plans, workers, prefetch=2)
     first = next(stream)
+    pids = [process.pid for process in multiprocessing.active_children()]
     start = time.perf_counter()
     if augment:
         loader.device_batch(first, cpu)
@@ -115,7 +116,6 @@ def worker_rate(entry: cache.ImageCache, plans: list[loader.BatchPlan], workers:
         if index == len(plans) - 2:
             worker_pss = [pss_mib(pid) for pid in pids]
     seconds = time.perf_counter() - start
-    del stream  # the workers have ended and are waited for: their CPU time is counted
     images = sum(len(plan.pairs) for plan in plans[1:]) + (len(plans[0].pairs) if augment else 0)
     every = sum(len(plan.pairs) for plan in plans)  # CPU time includes the workers' start and first batch
     return {"img_s": images / seconds, "img_cpu_s": every / (cpu_seconds() - used),

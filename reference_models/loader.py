@@ -8,7 +8,7 @@
    epoch, one per rank, and every round is one global optimizer step. An epoch of B batches that is
    not a multiple of W is padded with its first batches (``ddp_leftover: pad``: every batch is used) or
    cut (``drop``); the choice and the counts go into the run's summary.
-3. :class:`ShareLoader` gathers a rank's batches (uint8, from the memory-mapped :mod:`cache`) in torch
+3. :func:`share_batches` gathers a rank's batches (uint8, from the memory-mapped :mod:`cache`) in torch
    DataLoader worker processes; :func:`device_batch` moves one to the device and flips, rotates and
    normalises the whole batch there with torch ops.
 """
@@ -16,7 +16,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import signal
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import NamedTuple
@@ -93,12 +94,29 @@ class _ShareDataset(torch.utils.data.Dataset):
         }
 
 
-def share_loader(
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
+    """A loader worker ignores Ctrl-C and SIGTERM (sent to the whole process group): the trainer stops
+    it, so no 'worker killed by signal' error races the trainer's own one-line exit."""
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked since the fork: see share_batches
+
+
+def share_batches(
     cache: ImageCache, plans: Sequence[BatchPlan], workers: int, prefetch: int, pin: bool = False
-) -> torch.utils.data.DataLoader:
-    """A DataLoader yielding the uint8 batches of ``plans`` in order (``workers`` processes, 0 = inline)."""
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The uint8 batches of ``plans`` in order, gathered by ``workers`` DataLoader processes (0: here).
+
+    The workers are stopped and waited for when the iteration ends, however it ends (exhausted, an
+    exception, or ``close()`` of this generator), not whenever the garbage collector gets to them.
+    """
     options = {"prefetch_factor": max(1, prefetch), "persistent_workers": False} if workers else {}
-    return torch.utils.data.DataLoader(
+    if workers:
+        options["worker_init_fn"] = _leave_stop_signals_to_the_trainer
+    dataloader = torch.utils.data.DataLoader(
         _ShareDataset(cache.folder, plans),
         batch_size=None,
         shuffle=False,
@@ -106,6 +124,20 @@ def share_loader(
         pin_memory=pin,
         **options,
     )
+    # a signal between a worker's fork and its init function would kill it: hold them meanwhile
+    # (a held signal reaches the trainer when the mask is restored; the worker discards its own)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS) if workers else None
+    try:
+        batches = iter(dataloader)
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    try:
+        yield from batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)  # torch's own orderly stop and join
+        if shutdown is not None:
+            shutdown()
 
 
 def rotation_grid(angles: torch.Tensor, flips: torch.Tensor, height: int, width: int) -> torch.Tensor:

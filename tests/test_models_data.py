@@ -118,8 +118,8 @@ def test_worker_processes_deliver_the_same_batches(dataset: GroupDataset, tmp_pa
         np.array_equal(a.pairs, b.pairs) and np.array_equal(a.angles, b.angles)
         for a, b in zip(plans, again, strict=True)
     )
-    inline = list(loader.share_loader(entry, plans, workers=0, prefetch=1))
-    workers = list(loader.share_loader(entry, plans, workers=2, prefetch=1))
+    inline = list(loader.share_batches(entry, plans, workers=0, prefetch=1))
+    workers = list(loader.share_batches(entry, plans, workers=2, prefetch=1))
     assert len(inline) == len(workers) == 4
     for a, b in zip(inline, workers, strict=True):
         assert all(torch.equal(a[key], b[key]) for key in a)
