@@ -166,17 +166,17 @@ def rotation_grid(angles: torch.Tensor, flips: torch.Tensor, height: int, width:
 
 
 def _planar(raw: torch.Tensor, mirror: torch.Tensor, any_layout: bool) -> torch.Tensor:
-    """uint8 ``[n, S, S, C]`` -> float ``[n, C, S, S]`` in [0, 1], the images flagged in ``mirror`` (host
-    bools) flipped left-right; contiguous NCHW unless ``any_layout`` (grid_sample reads any layout)."""
+    """uint8 ``[n, S, S, C]`` -> float ``[n, C, S, S]`` in [0, 255], the images flagged in ``mirror``
+    (host bools) flipped left-right; contiguous NCHW unless ``any_layout`` (grid_sample reads any)."""
     planar = raw.permute(0, 3, 1, 2)
     if any_layout and not bool(mirror.any()):
-        return planar.float().div_(255.0)
+        return planar.float()
     out = torch.empty(planar.shape, device=raw.device).copy_(planar)  # transposition + conversion, one pass
     # flip in place image by image: index_select/where over a sub-batch cost several passes and
     # allocations of the whole batch on the CPU
     for index in mirror.nonzero()[:, 0].tolist():
         out[index] = out[index].flip(-1)
-    return out.div_(255.0)
+    return out
 
 
 def _resample(batch: torch.Tensor, which: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
@@ -203,12 +203,13 @@ def device_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[s
     if len(turned):
         height, width = images.shape[-2:]
         grid = rotation_grid(angles[turned].to(device), flips[turned].to(device), height, width)
-        images = _resample(images, turned, grid, "bilinear").clamp_(0.0, 1.0)
+        images = _resample(images, turned, grid, "bilinear").clamp_(0.0, 255.0)
         masks = _resample(masks, turned, grid, "nearest")
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    # (x / 255 - mean) / std as two in-place passes over the batch
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0
     return {
         "images": images.sub_(mean).div_(std),
-        "masks": masks,
+        "masks": masks.div_(255.0),
         "labels": batch["labels"].to(device, non_blocking=True),
     }
