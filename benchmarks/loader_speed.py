@@ -146,10 +146,9 @@ def measure(name: str, size: int, batches: int, workers: int, work: Path) -> dic
     cpu = torch.device("cpu")
 
     def new(plan: loader.BatchPlan) -> None:
-        images, masks = entry.gather(plan.pairs)
+        images, masks = entry.gather(plan.pairs, plan.flips)  # as a loader worker does
         raw = {"images": torch.from_numpy(images), "masks": torch.from_numpy(masks),
-               "labels": torch.from_numpy(np.asarray(plan.labels)),
-               "flips": torch.from_numpy(plan.flips), "angles": torch.from_numpy(plan.angles)}  # fmt: skip
+               "labels": torch.from_numpy(np.asarray(plan.labels)), "angles": torch.from_numpy(plan.angles)}  # fmt: skip
         loader.device_batch(raw, cpu)
 
     before = rate(lambda plan: previous_batch(dataset, where, plan), plans)

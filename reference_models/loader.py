@@ -84,12 +84,12 @@ class _ShareDataset(torch.utils.data.Dataset):
         if self._cache is None:
             self._cache = ImageCache.open(self.folder)
         plan = self.plans[index]
-        images, masks = self._cache.gather(plan.pairs)
+        images, masks = self._cache.gather(plan.pairs, plan.flips)
         return {
             "images": torch.from_numpy(images),
             "masks": torch.from_numpy(masks),
             "labels": torch.from_numpy(np.asarray(plan.labels)),
-            "flips": torch.from_numpy(plan.flips),
+            "flipped": torch.from_numpy(plan.flips),  # already mirrored by the gather
             "angles": torch.from_numpy(plan.angles),
         }
 
@@ -193,8 +193,13 @@ def device_batch(batch: dict[str, torch.Tensor], device: torch.device) -> dict[s
     images, nearest masks, corners 0), images normalised ``[N, 3, S, S]`` (contiguous NCHW, as the
     official code's ToTensor + stack gives: channels-last changes conv rounding), masks 0/1
     ``[N, 1, S, S]``, labels unchanged. Only images whose angle is non-zero are resampled, each once
-    (its flip folded into its rotation grid); the others are flipped by copying."""
-    flips, angles = batch["flips"].cpu().bool(), batch["angles"].cpu()
+    (its flip folded into its rotation grid); the others are flipped by copying.
+
+    ``flips`` are applied here; a :func:`share_batches` batch comes mirrored by its gather instead
+    (``flipped``, no ``flips``: the same images, without a pass over the batch).
+    """
+    angles = batch["angles"].cpu()
+    flips = batch["flips"].cpu().bool() if "flips" in batch else torch.zeros(len(angles), dtype=torch.bool)
     turned = (angles != 0).nonzero()[:, 0]
     everything = len(turned) == len(angles)
     mirror = flips & (angles == 0)

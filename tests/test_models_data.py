@@ -125,6 +125,17 @@ def test_worker_processes_deliver_the_same_batches(dataset: GroupDataset, tmp_pa
     assert len(inline) == len(workers) == 4
     for a, b in zip(inline, workers, strict=True):
         assert all(torch.equal(a[key], b[key]) for key in a)
+    plan, cpu = plans[0], torch.device("cpu")
+    assert plan.flips.any() and not plan.flips.all()
+    images, masks = entry.gather(plan.pairs)  # unflipped: device_batch flips them instead
+    raw = {"images": torch.from_numpy(images), "masks": torch.from_numpy(masks), "flips": torch.from_numpy(plan.flips),
+           "labels": torch.from_numpy(plan.labels), "angles": torch.from_numpy(plan.angles)}  # fmt: skip
+    assert torch.equal(
+        inline[0]["images"][plan.flips], raw["images"][plan.flips].flip(2)
+    )  # mirrored by the gather
+    on_device, from_loader = loader.device_batch(raw, cpu), loader.device_batch(inline[0], cpu)
+    assert torch.allclose(on_device["images"], from_loader["images"], atol=1e-4)
+    assert (on_device["masks"] != from_loader["masks"]).float().mean() < 1e-3  # nearest ties only
 
 
 def test_to_tensor_batch_normalises_with_imagenet_statistics() -> None:
