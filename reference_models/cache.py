@@ -61,9 +61,18 @@ class ImageCache:
         masks = np.memmap(folder / MASKS, np.uint8, "r", shape=(pairs, size, size))
         return cls(folder, images, masks, index["image_row"], index["original_sizes"])
 
-    def gather(self, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 images ``[n, S, S, 3]`` and masks ``[n, S, S]`` of the given pair indices (copies)."""
-        return self.images[self.image_row[pairs]], self.masks[pairs]
+    def gather(self, pairs: np.ndarray, flips: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images ``[n, S, S, 3]`` and masks ``[n, S, S]`` of the given pair indices (copies), those
+        flagged in ``flips`` mirrored left-right while they are copied (no pass of their own)."""
+        if flips is None or not flips.any():
+            return self.images[self.image_row[pairs]], self.masks[pairs]
+        count, size = len(pairs), self.masks.shape[-1]
+        images, masks = np.empty((count, size, size, 3), np.uint8), np.empty((count, size, size), np.uint8)
+        for index, (pair, flip) in enumerate(zip(pairs.tolist(), flips.tolist(), strict=True)):
+            columns = slice(None, None, -1) if flip else slice(None)
+            images[index] = self.images[self.image_row[pair], :, columns]
+            masks[index] = self.masks[pair, :, columns]
+        return images, masks
 
 
 def _file_identity(path: Path | None) -> list:

@@ -289,7 +289,7 @@ def cached_batches(
     plans = loader.epoch_plan(module, dataset, cfg, epoch)
     share = loader.rank_share(len(plans), dist.world, dist.rank, cfg["ddp_leftover"])
     mine = [plans[index] for index in share[position:]]  # resume inside an epoch: skip the steps done
-    raw = loader.share_loader(images, mine, int(cfg["loader_workers"]), int(cfg["prefetch"]), pin)
+    raw = loader.share_batches(images, mine, int(cfg["loader_workers"]), int(cfg["prefetch"]), pin)
     counted = (
         (loader.round_images(plans, dist.world, position + done), batch) for done, batch in enumerate(raw)
     )
@@ -414,6 +414,7 @@ def _train(
         disable=not (progress and dist.main),
     )
     log = open(out / "log.jsonl", "a", encoding="utf-8") if dist.main else None  # noqa: SIM115
+    stream = None
     model.train()
     try:
         while (epochs is None or epoch < epochs) and (max_steps is None or step < max_steps):
@@ -478,6 +479,8 @@ def _train(
                 continue
             checkpoint(epoch, position)  # stopped by max_steps inside an epoch
     finally:
+        if stream is not None:  # stops and waits for this epoch's loader workers now, however we stop
+            stream.close()
         bar.close()
         if log is not None:
             log.close()

@@ -66,6 +66,32 @@ def test_device_augmentation_flips_rotates_and_keeps_masks_binary(dataset: Group
     assert set(torch.unique(batch["masks"]).tolist()) <= {0.0, 1.0}
 
 
+def test_device_augmentation_folds_flips_into_rotation_and_resamples_only_rotated_images(
+    dataset: GroupDataset,
+) -> None:
+    group = dataset.groups[1]
+    images = np.stack([dataset.image(group, i) for i in range(4)])
+    masks = np.stack([dataset.mask(group, i) for i in range(4)])
+    flips, angles = torch.tensor([True, True, False, False]), torch.tensor([-47.0, 0.0, 0.0, 12.5])
+    raw = {"images": torch.from_numpy(images), "masks": torch.from_numpy(masks),
+           "labels": torch.arange(4), "flips": flips, "angles": angles}  # fmt: skip
+    batch = loader.device_batch(raw, torch.device("cpu"))
+    assert batch["images"].is_contiguous() and batch["images"].dtype == torch.float32
+    for index in range(4):  # a mixed batch gives each image what it gets alone
+        alone = {key: value[index : index + 1] for key, value in raw.items()}
+        single = loader.device_batch(alone, torch.device("cpu"))
+        assert torch.allclose(batch["images"][index], single["images"][0], atol=1e-6)
+        assert torch.equal(batch["masks"][index], single["masks"][0])
+        if angles[index] == 0:  # never resampled, even in a batch that rotates others
+            assert torch.equal(batch["images"][index], single["images"][0])
+    unrotated, _ = to_tensor_batch([images[1][:, ::-1].copy(), images[2]])
+    assert torch.allclose(batch["images"][1:3], unrotated, rtol=0, atol=1e-6)  # flipped or kept
+    flipped = Image.fromarray(masks[0]).transpose(Image.FLIP_LEFT_RIGHT)
+    pil_mask = np.asarray(flipped.rotate(-47.0, resample=Image.NEAREST))
+    assert np.array_equal(batch["masks"][0, 0].numpy() * 255, pil_mask)  # flip, then PIL's rotate
+    assert torch.equal(batch["labels"], torch.arange(4))
+
+
 def test_cache_stores_each_image_once_and_is_reused(dataset: GroupDataset, tmp_path: Path) -> None:
     entry = cache.open_or_build(dataset, tmp_path, workers=2, progress=False)
     assert entry.images.shape == (24, 48, 48, 3) and entry.masks.shape == (24, 48, 48)
@@ -94,11 +120,22 @@ def test_worker_processes_deliver_the_same_batches(dataset: GroupDataset, tmp_pa
         np.array_equal(a.pairs, b.pairs) and np.array_equal(a.angles, b.angles)
         for a, b in zip(plans, again, strict=True)
     )
-    inline = list(loader.share_loader(entry, plans, workers=0, prefetch=1))
-    workers = list(loader.share_loader(entry, plans, workers=2, prefetch=1))
+    inline = list(loader.share_batches(entry, plans, workers=0, prefetch=1))
+    workers = list(loader.share_batches(entry, plans, workers=2, prefetch=1))
     assert len(inline) == len(workers) == 4
     for a, b in zip(inline, workers, strict=True):
         assert all(torch.equal(a[key], b[key]) for key in a)
+    plan, cpu = plans[0], torch.device("cpu")
+    assert plan.flips.any() and not plan.flips.all()
+    images, masks = entry.gather(plan.pairs)  # unflipped: device_batch flips them instead
+    raw = {"images": torch.from_numpy(images), "masks": torch.from_numpy(masks), "flips": torch.from_numpy(plan.flips),
+           "labels": torch.from_numpy(plan.labels), "angles": torch.from_numpy(plan.angles)}  # fmt: skip
+    assert torch.equal(
+        inline[0]["images"][plan.flips], raw["images"][plan.flips].flip(2)
+    )  # mirrored by the gather
+    on_device, from_loader = loader.device_batch(raw, cpu), loader.device_batch(inline[0], cpu)
+    assert torch.allclose(on_device["images"], from_loader["images"], atol=1e-4)
+    assert (on_device["masks"] != from_loader["masks"]).float().mean() < 1e-3  # nearest ties only
 
 
 def test_to_tensor_batch_normalises_with_imagenet_statistics() -> None:
