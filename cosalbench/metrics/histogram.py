@@ -72,8 +72,15 @@ def tail_sums(hist: np.ndarray) -> np.ndarray:
 
 
 def at_or_above(tails: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Pixels with level ``>= cut`` for each cut, from :func:`tail_sums`: ``(..., len(cuts))``."""
-    return tails[..., tails.shape[-1] - 1 - cuts]
+    """Pixels with level ``>= cut`` for each cut, from :func:`tail_sums`: ``(..., len(cuts))``.
+
+    ``cuts`` of shape ``(M, k)`` gives each of the ``M`` leading rows of ``tails`` its own cuts.
+    """
+    index = tails.shape[-1] - 1 - cuts
+    if index.ndim == 1:
+        return tails[..., index]
+    index = index.reshape(index.shape[:1] + (1,) * (tails.ndim - 2) + index.shape[1:])
+    return np.take_along_axis(tails, index, axis=-1)
 
 
 def threshold_cuts(values: np.ndarray, thresholds: np.ndarray, strict: bool = False) -> np.ndarray:
@@ -81,5 +88,10 @@ def threshold_cuts(values: np.ndarray, thresholds: np.ndarray, strict: bool = Fa
 
     A pixel of level ``k`` is positive at threshold ``t`` when ``values[k] >= t`` (``> t`` if
     ``strict``); since ``values`` is monotone the positives are exactly the levels ``>= cut``.
+    ``(M, L)`` values with ``(M, k)`` thresholds give ``(M, k)`` cuts, row by row.
     """
-    return np.searchsorted(values, thresholds, side="right" if strict else "left")
+    side = "right" if strict else "left"
+    if values.ndim == 1:
+        return np.searchsorted(values, thresholds, side=side)
+    rows = zip(values, thresholds, strict=True)
+    return np.stack([np.searchsorted(row, wanted, side=side) for row, wanted in rows])
