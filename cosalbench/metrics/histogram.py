@@ -31,17 +31,23 @@ def class_quadrant_index(gt_class: np.ndarray, n_classes: int, split: tuple[int,
     return index
 
 
-def count_levels(levels: np.ndarray, index: np.ndarray, n_bins: int, n_levels: int) -> np.ndarray:
-    """``(n_bins, n_levels)`` int64 counts of pixels per (bin of :func:`class_quadrant_index`, level)."""
+def count_levels(
+    levels: np.ndarray, index: np.ndarray, n_bins: int, n_levels: int, dtype: type = np.int64
+) -> np.ndarray:
+    """``(n_bins, n_levels)`` counts of pixels per (bin of :func:`class_quadrant_index`, level).
+
+    ``dtype`` float64 holds every count exactly too, and saves the casts of later float arithmetic.
+    """
     if levels.dtype == np.uint8 and index.dtype == np.uint8 and levels.size < _CV_EXACT_LIMIT:
         hist = cv2.calcHist(
-            [np.ascontiguousarray(levels), index], [0, 1], None, [256, n_bins], [0, 256, 0, n_bins]
+            [index, np.ascontiguousarray(levels)], [0, 1], None, [n_bins, 256], [0, n_bins, 0, 256]
         )
-        return hist.T.astype(np.int64)[:, :n_levels]
+        return hist.astype(dtype)[:, :n_levels]
     key = index.astype(np.intp)
     key *= n_levels
     key += levels
-    return np.bincount(key.ravel(), minlength=n_bins * n_levels).reshape(n_bins, n_levels)
+    counts = np.bincount(key.ravel(), minlength=n_bins * n_levels).reshape(n_bins, n_levels)
+    return counts.astype(dtype, copy=False)
 
 
 def level_histogram(
@@ -66,7 +72,7 @@ def level_histogram(
 
 def tail_sums(hist: np.ndarray) -> np.ndarray:
     """Reversed cumulative sums along the level axis, ``(..., L + 1)``: entry ``L - c`` counts levels ``>= c``."""
-    tail = np.zeros(hist.shape[:-1] + (hist.shape[-1] + 1,), dtype=np.int64)
+    tail = np.zeros(hist.shape[:-1] + (hist.shape[-1] + 1,), dtype=hist.dtype)
     np.cumsum(hist[..., ::-1], axis=-1, out=tail[..., 1:])
     return tail
 

@@ -206,7 +206,9 @@ def s_measures(
     h, w = shape
     area = h * w
     y_split, x_split = split
-    totals = quadrants.sum(axis=1)  # (M, 2, L)
+    totals = quadrants[:, 0] + quadrants[:, 1]  # (M, 2, L)
+    totals += quadrants[:, 2]
+    totals += quadrants[:, 3]
     n_fg = int(totals[0, 1].sum())
     gt_mean = n_fg / area
     fg_score = _object_scores(totals[:, 1], values, eps, single_std) * gt_mean
@@ -237,22 +239,16 @@ def s_measure(
     shape: tuple[int, int],
     split: tuple[int, int],
     *,
-    eps: float = MATLAB_EPS,
-    single_std: float = 0.0,
     constant_mean: Callable[[int], float] | None = None,
-    alpha: float = 0.5,
+    **options: float,
 ) -> float:
-    """:func:`s_measures` of one prediction: ``(4, 2, L)`` counts, ``(L,)`` values, ``constant_mean(q)``."""
+    """:func:`s_measures` of one prediction: ``(4, 2, L)`` counts, ``(L,)`` values, ``constant_mean(q)``.
+
+    ``options`` are :func:`s_measures`' ``eps``, ``single_std`` and ``alpha``.
+    """
     override = None if constant_mean is None else (lambda row, quadrant: constant_mean(quadrant))
     scores = s_measures(
-        quadrants[None],
-        np.asarray(values)[None],
-        shape,
-        split,
-        eps=eps,
-        single_std=single_std,
-        constant_mean=override,
-        alpha=alpha,
+        quadrants[None], np.asarray(values)[None], shape, split, constant_mean=override, **options
     )
     return float(scores[0])
 

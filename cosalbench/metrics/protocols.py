@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,9 +240,12 @@ class _BinaryGTProtocol(Protocol):
         n = h * w
         n_fg, split = ground.n_fg, ground.split
         n_maps = len(preds)
-        quadrants = np.stack([count_levels(pred, ground.hist_index, 8, n_levels) for pred in preds])
+        index = ground.hist_index
+        quadrants = np.stack([count_levels(pred, index, 8, n_levels, np.float64) for pred in preds])
         quadrants = quadrants.reshape(n_maps, 4, 2, n_levels)
-        totals = quadrants.sum(axis=1)  # (M, (bg, fg), levels)
+        totals = quadrants[:, 0] + quadrants[:, 1]  # (M, (bg, fg), levels)
+        totals += quadrants[:, 2]
+        totals += quadrants[:, 3]
         level_counts = totals[:, 0] + totals[:, 1]
         present = level_counts > 0
         lows = np.argmax(present, axis=1).tolist()
@@ -356,6 +360,15 @@ def _quadrant_slices(split: tuple[int, int]) -> tuple[tuple[slice, slice], ...]:
     )
 
 
+def _read_gray(path: str | Path) -> np.ndarray:
+    """:func:`io.read_gray`, decoded by ``cv2.imread`` straight from the file (no Python-side copy of the
+    bytes, about a tenth of the decode time saved); a file it cannot decode goes through
+    :func:`io.read_gray` for its one-line error."""
+    with io.quiet_opencv():
+        image = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    return image if image is not None else io.read_gray(path)
+
+
 _GREY_8BIT = np.arange(256) / 255  # PySOD's ``pred / 255`` of each grey level
 _GREY_8BIT.flags.writeable = False
 
@@ -365,10 +378,10 @@ class PySODMetricsProtocol(_BinaryGTProtocol):
     """PySODMetrics 1.6.2: cv2 grey reading, 256 uint8 bins with ``>=``, float64, flat mean."""
 
     def read_gt(self, path: str | Path) -> np.ndarray:
-        return io.read_gray(path)
+        return _read_gray(path)
 
     def read_pred(self, path: str | Path, gt_shape: tuple[int, int]) -> np.ndarray:
-        pred = io.read_gray(path)
+        pred = _read_gray(path)
         if pred.shape != tuple(gt_shape):
             # PySODMetrics raises on a size mismatch; PySODEvalToolkit (image mode) resizes like this.
             pred = cv2.resize(pred, (gt_shape[1], gt_shape[0]), interpolation=cv2.INTER_LINEAR)
