@@ -390,11 +390,13 @@ def score_chunk(
         try:
             gt = _read(spec.read_gt, gt_path)
             ground = spec.prepare(gt, wfm=wfm, confusion=handlers)
+            maps = []
             for job, index, pred_path in preds:
-                pred = _read(spec.read_pred, pred_path, gt.shape[:2])
-                scores.append(spec.score_prepared(pred, ground))
+                maps.append(_read(spec.read_pred, pred_path, gt.shape[:2]))
+                spec.check_prediction(maps[-1], ground)
                 slots.append((job, index))
-        except CosalbenchError as exc:  # a scoring error names no file: it is the prediction's
+            scores += spec.score_many(maps, ground)
+        except CosalbenchError as exc:  # a check names no file: it is the prediction's
             return _Failure(exc.path or pred_path, exc.problem, exc.hint)
     return _pack(slots, scores, len(spec.thresholds))
 

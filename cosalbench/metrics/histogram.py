@@ -31,17 +31,23 @@ def class_quadrant_index(gt_class: np.ndarray, n_classes: int, split: tuple[int,
     return index
 
 
-def count_levels(levels: np.ndarray, index: np.ndarray, n_bins: int, n_levels: int) -> np.ndarray:
-    """``(n_bins, n_levels)`` int64 counts of pixels per (bin of :func:`class_quadrant_index`, level)."""
+def count_levels(
+    levels: np.ndarray, index: np.ndarray, n_bins: int, n_levels: int, dtype: type = np.int64
+) -> np.ndarray:
+    """``(n_bins, n_levels)`` counts of pixels per (bin of :func:`class_quadrant_index`, level).
+
+    ``dtype`` float64 holds every count exactly too, and saves the casts of later float arithmetic.
+    """
     if levels.dtype == np.uint8 and index.dtype == np.uint8 and levels.size < _CV_EXACT_LIMIT:
         hist = cv2.calcHist(
-            [np.ascontiguousarray(levels), index], [0, 1], None, [256, n_bins], [0, 256, 0, n_bins]
+            [index, np.ascontiguousarray(levels)], [0, 1], None, [n_bins, 256], [0, n_bins, 0, 256]
         )
-        return hist.T.astype(np.int64)[:, :n_levels]
+        return hist.astype(dtype)[:, :n_levels]
     key = index.astype(np.intp)
     key *= n_levels
     key += levels
-    return np.bincount(key.ravel(), minlength=n_bins * n_levels).reshape(n_bins, n_levels)
+    counts = np.bincount(key.ravel(), minlength=n_bins * n_levels).reshape(n_bins, n_levels)
+    return counts.astype(dtype, copy=False)
 
 
 def level_histogram(
@@ -66,14 +72,21 @@ def level_histogram(
 
 def tail_sums(hist: np.ndarray) -> np.ndarray:
     """Reversed cumulative sums along the level axis, ``(..., L + 1)``: entry ``L - c`` counts levels ``>= c``."""
-    tail = np.zeros(hist.shape[:-1] + (hist.shape[-1] + 1,), dtype=np.int64)
+    tail = np.zeros(hist.shape[:-1] + (hist.shape[-1] + 1,), dtype=hist.dtype)
     np.cumsum(hist[..., ::-1], axis=-1, out=tail[..., 1:])
     return tail
 
 
 def at_or_above(tails: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Pixels with level ``>= cut`` for each cut, from :func:`tail_sums`: ``(..., len(cuts))``."""
-    return tails[..., tails.shape[-1] - 1 - cuts]
+    """Pixels with level ``>= cut`` for each cut, from :func:`tail_sums`: ``(..., len(cuts))``.
+
+    ``cuts`` of shape ``(M, k)`` gives each of the ``M`` leading rows of ``tails`` its own cuts.
+    """
+    index = tails.shape[-1] - 1 - cuts
+    if index.ndim == 1:
+        return tails[..., index]
+    index = index.reshape(index.shape[:1] + (1,) * (tails.ndim - 2) + index.shape[1:])
+    return np.take_along_axis(tails, index, axis=-1)
 
 
 def threshold_cuts(values: np.ndarray, thresholds: np.ndarray, strict: bool = False) -> np.ndarray:
@@ -81,5 +94,10 @@ def threshold_cuts(values: np.ndarray, thresholds: np.ndarray, strict: bool = Fa
 
     A pixel of level ``k`` is positive at threshold ``t`` when ``values[k] >= t`` (``> t`` if
     ``strict``); since ``values`` is monotone the positives are exactly the levels ``>= cut``.
+    ``(M, L)`` values with ``(M, k)`` thresholds give ``(M, k)`` cuts, row by row.
     """
-    return np.searchsorted(values, thresholds, side="right" if strict else "left")
+    side = "right" if strict else "left"
+    if values.ndim == 1:
+        return np.searchsorted(values, thresholds, side=side)
+    rows = zip(values, thresholds, strict=True)
+    return np.stack([np.searchsorted(row, wanted, side=side) for row, wanted in rows])

@@ -63,7 +63,7 @@ def e_measure_binary(tp: np.ndarray, fp: np.ndarray, n_fg: int, n: int) -> np.nd
         mean_gt = n_fg / n
         gt_fg, gt_bg = 1 - mean_gt, 0 - mean_gt
         pred = np.stack([pred_fg, pred_fg, pred_bg, pred_bg])
-        gt = np.array([gt_fg, gt_bg, gt_fg, gt_bg])[:, None]
+        gt = np.array([gt_fg, gt_bg, gt_fg, gt_bg]).reshape((4,) + (1,) * tp.ndim)
         total = (_enhanced(pred, gt, MATLAB_EPS) * counts).sum(axis=0)
     return total / (n - 1 + MATLAB_EPS)
 
@@ -99,86 +99,138 @@ def e_measure_soft(
 
 def curve_summary(curves: dict[str, np.ndarray]) -> dict[str, float]:
     """``maxfm meanfm maxem meanem``: max and mean over thresholds of the F and E curves."""
+    return {key: float(value) for key, value in curve_summaries(curves).items()}
+
+
+def curve_summaries(curves: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`curve_summary` of curves with leading dimensions (one value per curve, thresholds last)."""
     fm, em = np.asarray(curves["fm"]), np.asarray(curves["em"])
     return {
-        "maxfm": float(fm.max()),
-        "meanfm": float(fm.mean()),
-        "maxem": float(em.max()),
-        "meanem": float(em.mean()),
+        "maxfm": fm.max(axis=-1),
+        "meanfm": fm.mean(axis=-1),
+        "maxem": em.max(axis=-1),
+        "meanem": em.mean(axis=-1),
     }
 
 
-def trapezoid_auc(tpr: np.ndarray, fpr: np.ndarray) -> float:
+def trapezoid_auc(tpr: np.ndarray, fpr: np.ndarray) -> float | np.ndarray:
     """Area under a ROC given in ascending threshold order: stable sort on FPR, trapezoids, no endpoints.
 
     This is PySODMetrics' example code (curves flipped to ascending thresholds, ``argsort(kind="stable")``
-    on x, ``np.trapz(y, x)``).
+    on x, ``np.trapz(y, x)``). Curves with leading dimensions (thresholds last) give one area each.
     """
-    order = np.argsort(fpr, kind="stable")
-    return float(np.trapezoid(tpr[order], fpr[order]))
+    order = np.argsort(fpr, axis=-1, kind="stable")
+    x, y = np.take_along_axis(fpr, order, axis=-1), np.take_along_axis(tpr, order, axis=-1)
+    area = np.trapezoid(y, x, axis=-1)
+    return float(area) if np.ndim(area) == 0 else area
 
 
 # ---------------------------------------------------------------------------------------------------
 # S-measure
 
 
-def _object_score(counts: np.ndarray, values: np.ndarray, eps: float, single_std: float) -> float:
-    """Fan's object score ``2m / (m^2 + 1 + std + eps)`` of the pixels counted per level (sample std)."""
-    n = int(counts.sum())
-    if n == 0:
-        return math.nan
-    mean = float(np.dot(counts, values)) / n
-    if n > 1:
-        std = math.sqrt(float(np.dot(counts, (values - mean) ** 2)) / (n - 1))
-    else:
-        std = single_std
-    return 2 * mean / (mean**2 + 1 + std + eps)
+def _object_scores(counts: np.ndarray, values: np.ndarray, eps: float, single_std: float) -> np.ndarray:
+    """Fan's object score ``2m / (m^2 + 1 + std + eps)`` of the pixels counted per level (sample std).
+
+    ``counts`` and ``values`` are ``(M, L)``: one row per prediction; a row without pixels scores NaN.
+    """
+    n = counts.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (counts * values).sum(axis=-1) / n
+        centred = values - mean[:, None]
+        variance = (counts * (centred * centred)).sum(axis=-1) / (n - 1)
+        std = np.where(n > 1, np.sqrt(variance), single_std)
+        return np.where(n > 0, 2 * mean / (mean**2 + 1 + std + eps), math.nan)
 
 
-def _region_score(
+def _region_scores(
     quadrants: np.ndarray,
     level_counts: np.ndarray,
     values: np.ndarray,
-    weights: tuple[float, ...],
-    means: dict[int, float],
+    weights: np.ndarray,
+    means: dict[tuple[int, int], float],
     eps: float,
-) -> float:
-    """Fan's area-weighted SSIM of the four quadrants from their ``(4, 2, L)`` bg/fg level counts.
+) -> np.ndarray:
+    """Fan's area-weighted SSIM of the four quadrants from ``(M, 4, 2, L)`` bg/fg level counts.
 
-    ``level_counts`` is ``quadrants.sum(axis=1)``; ``means`` overrides the prediction mean of some
-    quadrants; an empty quadrant scores NaN.
+    ``level_counts`` is ``quadrants.sum(axis=2)``; ``means`` overrides the prediction mean of some
+    (prediction, quadrant) pairs; an empty quadrant scores NaN.
     """
-    class_counts = quadrants.sum(axis=2)  # (4, 2): bg and fg pixels per quadrant
+    class_counts = quadrants.sum(axis=-1)  # (M, 4, 2): bg and fg pixels per quadrant
+    n_bg, n_fg = class_counts[..., 0], class_counts[..., 1]
+    n = n_bg + n_fg
     with np.errstate(invalid="ignore", divide="ignore"):
-        x = (level_counts @ values) / class_counts.sum(axis=1)
-    for quadrant, mean in means.items():
-        x[quadrant] = mean
-    centred = values[None, :] - x[:, None]
-    squares = (level_counts * (centred * centred)).sum(axis=1).tolist()
-    # per class, the sum over pixels of (p - x): the cross term is (1 - y) * fg_sum - y * bg_sum, which is
-    # exactly 0 when the quadrant's GT is constant, as in the per-pixel formula
-    class_sums = (quadrants @ centred[:, :, None])[..., 0].tolist()
-    total = 0.0
-    for (n_bg, n_fg), mean, square, (bg_sum, fg_sum), weight in zip(
-        class_counts.tolist(), x.tolist(), squares, class_sums, weights, strict=True
-    ):
-        n = n_bg + n_fg
-        if n == 0:
-            total += math.nan
-            continue
+        x = (level_counts * values[:, None, :]).sum(axis=-1) / n
+        for (row, quadrant), mean in means.items():
+            x[row, quadrant] = mean
+        centred = values[:, None, :] - x[..., None]  # (M, 4, L)
+        squares = (level_counts * (centred * centred)).sum(axis=-1)
+        # per class, the sum over pixels of (p - x): the cross term is (1 - y) * fg_sum - y * bg_sum, which
+        # is exactly 0 when the quadrant's GT is constant, as in the per-pixel formula
+        class_sums = (quadrants * centred[:, :, None, :]).sum(axis=-1)
         y = n_fg / n
         denominator = n - 1 + eps
-        sigma_x = square / denominator
+        sigma_x = squares / denominator
         sigma_y = (n_fg * (1 - y) ** 2 + n_bg * y**2) / denominator
-        sigma_xy = ((1 - y) * fg_sum - y * bg_sum) / denominator
-        alpha = 4 * mean * y * sigma_xy
-        beta = (mean**2 + y**2) * (sigma_x + sigma_y)
-        if alpha != 0:
-            ssim = alpha / (beta + eps)
-        else:
-            ssim = 1.0 if beta == 0 else 0.0
-        total += ssim * weight
+        sigma_xy = ((1 - y) * class_sums[..., 1] - y * class_sums[..., 0]) / denominator
+        alpha = 4 * x * y * sigma_xy
+        beta = (x**2 + y**2) * (sigma_x + sigma_y)
+        ssim = np.where(alpha != 0, alpha / (beta + eps), np.where(beta == 0, 1.0, 0.0))
+    ssim = np.where(n == 0, math.nan, ssim) * weights
+    total = ssim[:, 0] + ssim[:, 1]  # in quadrant order, as the per-quadrant sum does
+    total += ssim[:, 2]
+    total += ssim[:, 3]
     return total
+
+
+def s_measures(
+    quadrants: np.ndarray,
+    values: np.ndarray,
+    shape: tuple[int, int],
+    split: tuple[int, int],
+    *,
+    eps: float = MATLAB_EPS,
+    single_std: float = 0.0,
+    constant_mean: Callable[[int, int], float] | None = None,
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """Structure measures of M predictions of one binary GT, ``(M,)`` float64.
+
+    ``quadrants`` holds ``(M, 4, 2, L)`` prediction x quadrant x (bg, fg) x level counts, ``values``
+    ``(M, L)`` the normalised value of each level for each prediction, ``split=(Y, X)`` the quadrant
+    corner (rows ``[0, Y)`` and columns ``[0, X)`` form the left-top quadrant). ``constant_mean(m, q)``
+    supplies the reference's own mean for quadrant ``q`` of prediction ``m`` when it is constant (its
+    floating-point mean decides whether SSIM is 1 or 0 there); by default the exact level value is used.
+    The caller handles the all-background/all-foreground GT cases.
+    """
+    h, w = shape
+    area = h * w
+    y_split, x_split = split
+    totals = quadrants[:, 0] + quadrants[:, 1]  # (M, 2, L)
+    totals += quadrants[:, 2]
+    totals += quadrants[:, 3]
+    n_fg = int(totals[0, 1].sum())
+    gt_mean = n_fg / area
+    fg_score = _object_scores(totals[:, 1], values, eps, single_std) * gt_mean
+    bg_score = _object_scores(totals[:, 0], 1 - values, eps, single_std) * (1 - gt_mean)
+    object_score = fg_score + bg_score
+
+    w_lt = x_split * y_split / area
+    w_rt = y_split * (w - x_split) / area
+    w_lb = (h - y_split) * x_split / area
+    weights = np.array([w_lt, w_rt, w_lb, 1 - w_lt - w_rt - w_lb])
+    level_counts = quadrants[:, :, 0] + quadrants[:, :, 1]  # (M, 4, L)
+    present = level_counts > 0
+    means = {}
+    for row, quadrant in zip(*np.nonzero(np.count_nonzero(present, axis=-1) == 1), strict=True):
+        row, quadrant = int(row), int(quadrant)
+        level = int(np.argmax(present[row, quadrant]))
+        means[row, quadrant] = (
+            float(values[row, level]) if constant_mean is None else constant_mean(row, quadrant)
+        )
+    region_score = _region_scores(quadrants, level_counts, values, weights, means, eps)
+    score = object_score * alpha + region_score * (1 - alpha)
+    return np.maximum(0.0, score)
 
 
 def s_measure(
@@ -187,42 +239,18 @@ def s_measure(
     shape: tuple[int, int],
     split: tuple[int, int],
     *,
-    eps: float = MATLAB_EPS,
-    single_std: float = 0.0,
     constant_mean: Callable[[int], float] | None = None,
-    alpha: float = 0.5,
+    **options: float,
 ) -> float:
-    """Structure measure from ``(4, 2, L)`` quadrant x (bg, fg) x level counts of a binary GT.
+    """:func:`s_measures` of one prediction: ``(4, 2, L)`` counts, ``(L,)`` values, ``constant_mean(q)``.
 
-    ``values`` maps levels to the normalised prediction, ``split=(Y, X)`` is the quadrant corner
-    (rows ``[0, Y)`` and columns ``[0, X)`` form the left-top quadrant). ``constant_mean(q)`` supplies
-    the reference's own mean for quadrant ``q`` when its prediction is constant (its floating-point
-    mean decides whether SSIM is 1 or 0 there); by default the exact level value is used. The caller
-    handles the all-background/all-foreground GT cases.
+    ``options`` are :func:`s_measures`' ``eps``, ``single_std`` and ``alpha``.
     """
-    h, w = shape
-    area = h * w
-    y_split, x_split = split
-    totals = quadrants.sum(axis=0)
-    n_fg = int(totals[1].sum())
-    gt_mean = n_fg / area
-    fg_score = _object_score(totals[1], values, eps, single_std) * gt_mean
-    bg_score = _object_score(totals[0], 1 - values, eps, single_std) * (1 - gt_mean)
-    object_score = fg_score + bg_score
-
-    w_lt = x_split * y_split / area
-    w_rt = y_split * (w - x_split) / area
-    w_lb = (h - y_split) * x_split / area
-    weights = (w_lt, w_rt, w_lb, 1 - w_lt - w_rt - w_lb)
-    level_counts = quadrants[:, 0] + quadrants[:, 1]
-    present = level_counts > 0
-    means = {}
-    for quadrant in np.flatnonzero(np.count_nonzero(present, axis=1) == 1).tolist():
-        level = int(np.argmax(present[quadrant]))
-        means[quadrant] = float(values[level]) if constant_mean is None else constant_mean(quadrant)
-    region_score = _region_score(quadrants, level_counts, values, weights, means, eps)
-    score = object_score * alpha + region_score * (1 - alpha)
-    return float(np.maximum(0.0, score))
+    override = None if constant_mean is None else (lambda row, quadrant: constant_mean(quadrant))
+    scores = s_measures(
+        quadrants[None], np.asarray(values)[None], shape, split, constant_mean=override, **options
+    )
+    return float(scores[0])
 
 
 def centroid_half_even(counts: np.ndarray) -> int:

@@ -77,16 +77,20 @@ def _curves(curves: dict, keys: Sequence[str]) -> dict[str, list[float | None] |
 def nan_images(keys: Sequence[tuple[str, str]], scores: Sequence[ImageScores]) -> dict[str, list[str]]:
     """``{metric: ["group/stem", ...]}`` for every scalar or curve that is NaN on some image."""
     found: dict[str, list[str]] = {}
-    for (group, stem), score in zip(keys, scores, strict=True):
-        for key in SCALAR_KEYS:
-            value = score.scalars.get(key)
-            if value is not None and math.isnan(value):
-                found.setdefault(key, []).append(f"{group}/{stem}")
-        for key in CURVE_KEYS:
-            curve = score.curves.get(key)
-            if curve is not None and np.isnan(curve).any():
-                found.setdefault(key, []).append(f"{group}/{stem}")
-    return {key: found[key] for key in (*SCALAR_KEYS, *CURVE_KEYS) if key in found}
+    for key in SCALAR_KEYS:
+        values = [score.scalars.get(key) for score in scores]
+        flags = [value is not None and math.isnan(value) for value in values]
+        if any(flags):
+            found[key] = [f"{g}/{s}" for (g, s), flag in zip(keys, flags, strict=True) if flag]
+    for key in CURVE_KEYS:
+        curves = [score.curves.get(key) for score in scores]
+        if any(curve is None for curve in curves):  # curves of uneven presence: one image at a time
+            flags = [curve is not None and bool(np.isnan(curve).any()) for curve in curves]
+        else:
+            flags = np.isnan(np.stack(curves)).any(axis=1).tolist() if curves else []
+        if any(flags):
+            found[key] = [f"{g}/{s}" for (g, s), flag in zip(keys, flags, strict=True) if flag]
+    return found
 
 
 def _csv_cell(value: float | None) -> str:

@@ -1,0 +1,85 @@
+"""Per-(method, image) scoring cost with the GT analysed once, without file decoding, in one process.
+
+Uses the leaderboard benchmark's synthetic GTs and methods (300x400 by default) and times, per pair:
+
+* ``Protocol.prepare`` once per GT (reported per GT, with and without the weighted F's GT-side terms);
+* ``Protocol.score_many`` of every method's map of that GT (reported per pair), without and with wF;
+* PySODMetrics 1.6.2's ``MAE``, ``Smeasure``, ``Emeasure``, ``Fmeasure`` and ``WeightedFmeasure``
+  ``step`` on the same arrays (reported per pair), the reference measured in the same run.
+
+Best of ``--repeat`` passes (CPU seconds of this process), so a shared machine's noise mostly drops out.
+
+Usage: ``python benchmarks/pair_scoring_speed.py [--gts 24] [--methods 10] [--repeat 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import cv2
+import numpy as np
+from leaderboard_speed import _gt, _prediction
+
+from cosalbench.metrics.protocols import get_protocol
+
+
+def best_of(repeat: int, work) -> float:
+    """Smallest CPU time of ``repeat`` runs of ``work()``."""
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        work()
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gts", type=int, default=24)
+    parser.add_argument("--methods", type=int, default=10)
+    parser.add_argument("--height", type=int, default=300)
+    parser.add_argument("--width", type=int, default=400)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(0)
+    gts = [_gt(rng, args.height, args.width) for _ in range(args.gts)]
+    preds = [[_prediction(rng, gt, m) for m in range(args.methods)] for gt in gts]
+    protocol = get_protocol("pysodmetrics")
+    n_pairs = args.gts * args.methods
+    rows = []
+    for wfm in (False, True):
+        grounds = [protocol.prepare(gt, wfm=wfm) for gt in gts]
+        prepare = best_of(args.repeat, lambda wfm=wfm: [protocol.prepare(gt, wfm=wfm) for gt in gts])
+        score = best_of(
+            args.repeat,
+            lambda grounds=grounds: [protocol.score_many(p, g) for p, g in zip(preds, grounds, strict=True)],
+        )
+        rows.append((wfm, prepare / args.gts, score / n_pairs))
+    import py_sod_metrics as psm
+
+    def reference() -> None:
+        metrics = [psm.MAE(), psm.Smeasure(), psm.Emeasure(), psm.Fmeasure(), psm.WeightedFmeasure()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for gt, maps in zip(gts, preds, strict=True):
+                for pred in maps:
+                    for metric in metrics:
+                        metric.step(pred, gt)
+
+    ref = best_of(1, reference) / n_pairs
+    print(f"{args.gts} GTs x {args.methods} methods of {args.height}x{args.width}, protocol pysodmetrics")
+    print(f"{'':<24}{'prepare ms/GT':>15}{'score ms/pair':>15}{'all ms/pair':>13}{'PySOD/this':>12}")
+    for wfm, prepare, score in rows:
+        per_pair = score + prepare / args.methods
+        print(
+            f"{'with wF' if wfm else 'without wF':<24}{prepare * 1e3:15.3f}{score * 1e3:15.3f}"
+            f"{per_pair * 1e3:13.3f}{ref / per_pair if wfm else float('nan'):11.1f}x"
+        )
+    print(f"{'PySODMetrics MAE S E F wF':<24}{'':>15}{'':>15}{ref * 1e3:13.3f}")
+
+
+if __name__ == "__main__":
+    main()
