@@ -3,7 +3,7 @@
 A port of the official test code ``zzhanghub/gicd`` at commit b587591 (``models/GICD.py``, ``models/vgg.py``,
 ``dataset.py``, ``test.py``); the release has no training code, so this is a predict-only model (no
 ``plan_batches``/``training_loss``: ``train-reference gicd`` refuses it). Module and parameter names follow the
-release: ``ginet.*`` is the released ``gicd_ginet.pth`` (GINet's bare state dict, 134.3 M values, its own VGG16
+release: ``ginet.*`` is the released ``gicd_ginet.pth`` (GINet's bare state dict, 139.7 M values, its own VGG16
 classifier included), ``co_classifier.*`` is torchvision's ImageNet ``vgg16`` (138.4 M values), which the release
 builds with ``vgg16(pretrained=True)`` and does not store in its checkpoint (:func:`adapt_state_dict` adds it).
 
@@ -134,7 +134,9 @@ class GINet(nn.Module):
         """d(sum of co_coding . logits(x5))/d x5: each image's gradient (no layer mixes images)."""
         with torch.enable_grad():
             leaf = x5.detach().requires_grad_()
-            similarity = (co_coding * self.backbone.classify(leaf)).sum()
+            # the classifier sees a view, not the leaf itself: backward hooks on module inputs (those of
+            # torch.utils.flop_counter's module tracker) refuse leaves inside autograd.grad
+            similarity = (co_coding * self.backbone.classify(leaf.view_as(leaf))).sum()
             (gradient,) = torch.autograd.grad(similarity, leaf)
         return gradient
 
