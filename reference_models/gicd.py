@@ -52,7 +52,7 @@ from reference_models.backbones import (
     load_torch_mapping,
     resolve_weights,
 )
-from reference_models.gconet import DSLayer, EnLayer, LatLayer, _parts, upsample
+from reference_models.gconet import _parts, add_decoder_layers, decoder_levels, upsample
 from reference_models.gconet_plus import full_precision
 
 DEFAULT_RECIPE = "gicd.yaml"
@@ -116,19 +116,7 @@ class GINet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.backbone = ClassifyingVGGBlocks()
-        self.toplayer = nn.Sequential(nn.Conv2d(CHANNELS, 64, 1), nn.ReLU(inplace=True), nn.Conv2d(64, 64, 1))
-        self.latlayer4 = LatLayer(512)
-        self.latlayer3 = LatLayer(256)
-        self.latlayer2 = LatLayer(128)
-        self.latlayer1 = LatLayer(64)
-        self.enlayer4 = EnLayer()
-        self.enlayer3 = EnLayer()
-        self.enlayer2 = EnLayer()
-        self.enlayer1 = EnLayer()
-        self.dslayer4 = DSLayer()
-        self.dslayer3 = DSLayer()
-        self.dslayer2 = DSLayer()
-        self.dslayer1 = DSLayer()
+        add_decoder_layers(self)  # toplayer, latlayer4..1, enlayer4..1, dslayer4..1
 
     def class_gradient(self, x5: torch.Tensor, co_coding: torch.Tensor) -> torch.Tensor:
         """d(sum of co_coding . logits(x5))/d x5: each image's gradient (no layer mixes images)."""
@@ -158,18 +146,12 @@ class GINet(nn.Module):
         """Side maps ``[cam, pred4, pred3, pred2, pred1]`` at the input size; pred1 is the saliency map."""
         size = images.shape[-2:]
         with torch.no_grad():
-            x1, x2, x3, x4, x5 = self.backbone(images)
-        weighted, pred = self.gradient_attention(x5, co_coding)
+            features = self.backbone(images)
+        weighted, pred = self.gradient_attention(features[4], co_coding)
         with torch.no_grad():
             maps = [upsample(pred, size)]
             p = self.toplayer(weighted)
-            levels = (
-                (x4, self.latlayer4, self.enlayer4, self.dslayer4),
-                (x3, self.latlayer3, self.enlayer3, self.dslayer3),
-                (x2, self.latlayer2, self.enlayer2, self.dslayer2),
-                (x1, self.latlayer1, self.enlayer1, self.dslayer1),
-            )
-            for lateral, latlayer, enlayer, dslayer in levels:
+            for lateral, latlayer, enlayer, dslayer in decoder_levels(self, features):
                 at = lateral.shape[-2:]
                 p = enlayer(upsample(p, at) + latlayer(lateral * upsample(pred, at)))
                 pred = dslayer(p)

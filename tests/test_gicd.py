@@ -91,17 +91,23 @@ def test_state_dict_matches_the_official_key_lists(official_keys: dict) -> None:
 
 
 def test_eval_outputs_match_the_official_code_in_float64(official: dict, model64: gicd.GICD) -> None:
-    """Measured: final maps max |diff| 0.0, CAM 3e-8 and pooled gradient 1.5e-8 (both stored in float32)."""
+    """Measured: final maps max |diff| 0.0, CAM 3e-8 and pooled gradient 1.5e-8 (both stored in float32).
+
+    The final maps come through the predictor's chunked path (chunks of 2 + 1 images sharing the group's
+    co-coding) under ``torch.no_grad()``, as ``cosalbench predict --max-group-size 2`` runs them."""
     images = hopper(official, torch.float64)
-    with torch.no_grad():
+    with torch.no_grad():  # the gradient step re-enables autograd itself
         co_coding = model64.co_coding((images,))
-        gradient = model64.ginet.class_gradient(model64.ginet.backbone(images)[4], co_coding)
-        maps = model64.ginet(images, co_coding)
-    assert float(np.abs(maps[-1].numpy() - official["final_f64"]).max()) <= 1e-5
-    assert float(np.abs(maps[0].numpy() - official["cam_f64"]).max()) <= 1e-6
+        x5 = model64.ginet.backbone(images)[4]
+        gradient = model64.ginet.class_gradient(x5, co_coding)
+        cam = gicd.upsample(model64.ginet.gradient_attention(x5, co_coding)[1], (SIZE, SIZE))
+        final = predict_images(gicd, model64, images, {}, 2)
+    assert float(np.abs(final.numpy() - official["final_f64"]).max()) <= 1e-5
+    assert float(np.abs(cam.numpy() - official["cam_f64"]).max()) <= 1e-6
     assert float(np.abs(co_coding[0].numpy() - official["co_coding_f64"]).max()) <= 1e-12
     pooled = gradient.mean(dim=(2, 3)).numpy()
     assert float(np.abs(pooled - official["grad_pooled_f64"]).max()) <= 1e-6
+    assert all(p.grad is None for p in model64.parameters())  # autograd.grad, not backward()
     assert float(official["final_f64"].std()) > 0.2  # not degenerate ...
     assert (
         200 < int((official["grad_pooled_f64"] > 0).sum(axis=1).min()) < 312
@@ -117,14 +123,24 @@ def test_float32_outputs_match_the_official_code(official: dict, seeded: dict) -
     assert float(np.abs(ours - official["final_f32"]).max()) <= 1e-4
 
 
-def test_chunked_prediction_equals_one_pass_and_leaves_no_gradients(
-    official: dict, model64: gicd.GICD
-) -> None:
-    images = hopper(official, torch.float64)
-    with torch.no_grad():  # as the predictor calls it: the gradient step re-enables autograd itself
-        chunked = predict_images(gicd, model64, images, {}, 2)  # chunks of 2 + 1 images, one shared co-coding
-    assert float(np.abs(chunked.numpy() - official["final_f64"]).max()) <= 1e-5
-    assert all(p.grad is None for p in model64.parameters())
+def test_profile_counts_the_gradient_step(official: dict, seeded: dict) -> None:
+    """What ``cosalbench profile`` runs: the FLOP counter's module hooks see the autograd step too."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from reference_models.profile import inference_parameters
+
+    model = seeded_model(seeded, torch.float32)
+    image = hopper(official, torch.float32)[:1]
+
+    def run() -> torch.Tensor:
+        with torch.no_grad():
+            return gicd.predict_group(model, image, {})
+
+    assert inference_parameters(model, run) == sum(p.numel() for p in model.parameters()) == 278_044_116
+    with FlopCounterMode(display=False) as counter:
+        run()
+    linear_backward = 2 * (25088 * 4096 + 4096 * 4096 + 4096 * 1000)  # d logits / d x5 through the classifier
+    assert counter.get_total_flops() > 3 * linear_backward
 
 
 def _tiny_state(keys: list[tuple[str, tuple[int, ...], str]], prefix: str = "") -> dict[str, torch.Tensor]:
