@@ -20,15 +20,16 @@ How one group of N images is predicted (shapes for 224 x 224):
    up(pred))), pred = dslayer_k(p) (sigmoid), where pred starts as the CAM. The last pred (at the input size)
    is the saliency map.
 
-Deviations from the release (none changes an output in fp32/fp64):
+Deviations from the release (none changes an output beyond rounding: float64 maps are identical, float32 ones
+within 1.0e-5; see docs/models.md):
 
 * A group goes through GINet as one batch instead of one image at a time; the gradient and both min-max
   normalisations stay per image (the release's are over its batch of one), and no layer mixes images.
 * The gradient comes from ``torch.autograd.grad`` on a detached copy of x5 instead of ``backward()`` with a
   hook: the same values, but the parameters' ``.grad`` no longer accumulate over the test set and no graph is
   kept for conv5. Gradients are enabled only for that step, so ``predict_group`` works under ``torch.no_grad()``.
-* Under reduced-precision autocast the gradient normalisation runs in float32 (the release never runs in half
-  precision; its eps 1e-20 would vanish in fp16).
+* Under reduced-precision autocast the co-coding sum and the gradient normalisation run in float32 (the release
+  runs in fp32 only; its eps 1e-20 would vanish in fp16).
 * The co-coding is computed ``predict_chunk`` images at a time when a group is chunked; the logits are summed in
   image order as the release's loop does, so chunking does not change it.
 * Group order is sorted file names, not ``os.listdir`` order (only the co-coding's summation order, ~1e-16).
@@ -56,6 +57,10 @@ from reference_models.gconet import _parts, add_decoder_layers, decoder_levels, 
 from reference_models.gconet_plus import full_precision
 
 DEFAULT_RECIPE = "gicd.yaml"
+CHECKPOINT_HINT = (
+    "download the released gicd_ginet.pth (Google Drive or Baidu, linked from the zzhanghub/gicd README) "
+    "and pass its path as --checkpoint"
+)
 CHANNELS = 512  # conv5 channels
 CHANNEL_EPS = 1e-20  # the release's eps of the channel-weight normalisation
 CAM_EPS = 1e-6  # ... and of the CAM normalisation

@@ -170,7 +170,7 @@ def test_released_checkpoint_format_loads_strictly_with_the_imagenet_co_classifi
     assert gicd.adapt_state_dict(whole) is whole  # a whole GICD state dict needs no ImageNet file
 
 
-def test_missing_or_foreign_co_classifier_weights_are_one_line_errors(
+def test_missing_checkpoint_or_co_classifier_weights_are_one_line_errors(
     official_keys: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     released = _tiny_state(official_keys["ginet"])
@@ -180,6 +180,9 @@ def test_missing_or_foreign_co_classifier_weights_are_one_line_errors(
         gicd.adapt_state_dict(released)
     assert str(missing.value.path).endswith("torch/hub/checkpoints/vgg16-397923af.pth")
     assert "COSALBENCH_VGG16" in missing.value.hint
+    with pytest.raises(CosalbenchError, match="checkpoint not found") as absent:
+        predictor.load_checkpoint(tmp_path / "gicd_ginet.pth", "gicd")
+    assert "gicd_ginet.pth" in absent.value.hint and "--checkpoint" in absent.value.hint
     foreign = tmp_path / "vgg19.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, foreign)
     monkeypatch.setenv("COSALBENCH_VGG16", str(foreign))
