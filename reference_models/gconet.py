@@ -90,6 +90,28 @@ class DSLayer(nn.Module):
         return self.predlayer(self.enlayer(x))
 
 
+def add_decoder_layers(module: nn.Module) -> None:
+    """Register the FPN decoder that GICD's GINet and GCoNet share, in their releases' order: ``toplayer``
+    (1x1 convs 512->64->64), ``latlayer4..1`` (from 512, 256, 128, 64 channels), ``enlayer4..1``, ``dslayer4..1``."""
+    module.toplayer = nn.Sequential(nn.Conv2d(CHANNELS, 64, 1), nn.ReLU(inplace=True), nn.Conv2d(64, 64, 1))
+    for level, channels in zip((4, 3, 2, 1), (512, 256, 128, 64), strict=True):
+        module.add_module(f"latlayer{level}", LatLayer(channels))
+    for kind in (EnLayer, DSLayer):
+        for level in (4, 3, 2, 1):
+            module.add_module(f"{kind.__name__.lower()}{level}", kind())
+
+
+def decoder_levels(module: nn.Module, features: tuple[torch.Tensor, ...]) -> tuple[tuple, ...]:
+    """(lateral feature, latlayer, enlayer, dslayer) of levels 4..1, top-down, of a module with those layers."""
+    return tuple(
+        (
+            features[level - 1],
+            *(getattr(module, f"{kind}{level}") for kind in ("latlayer", "enlayer", "dslayer")),
+        )
+        for level in (4, 3, 2, 1)
+    )
+
+
 class HalfDSLayer(nn.Module):
     """GCM head (official ``half_DSLayer``): conv3x3 c->c/4, ReLU, conv1x1 -> 1 logits (no sigmoid)."""
 
@@ -188,19 +210,7 @@ class GCoNet(nn.Module):
     def __init__(self, num_classes: int = 291, backbone: VGGBlocks | None = None) -> None:
         super().__init__()
         self.backbone = backbone if backbone is not None else VGGBlocks("vgg16")
-        self.toplayer = nn.Sequential(nn.Conv2d(CHANNELS, 64, 1), nn.ReLU(inplace=True), nn.Conv2d(64, 64, 1))
-        self.latlayer4 = LatLayer(512)
-        self.latlayer3 = LatLayer(256)
-        self.latlayer2 = LatLayer(128)
-        self.latlayer1 = LatLayer(64)
-        self.enlayer4 = EnLayer()
-        self.enlayer3 = EnLayer()
-        self.enlayer2 = EnLayer()
-        self.enlayer1 = EnLayer()
-        self.dslayer4 = DSLayer()
-        self.dslayer3 = DSLayer()
-        self.dslayer2 = DSLayer()
-        self.dslayer1 = DSLayer()
+        add_decoder_layers(self)
         self.pred_layer = HalfDSLayer(CHANNELS)
         self.co_x5 = CoAttLayer(CHANNELS)
         self.classifier = nn.Linear(CHANNELS, num_classes)
@@ -212,13 +222,7 @@ class GCoNet(nn.Module):
         size = x1.shape[-2:]
         maps = [upsample(torch.sigmoid(weighted.mean(dim=1, keepdim=True)), size)]
         p = self.toplayer(weighted)
-        levels = (
-            (x4, self.latlayer4, self.enlayer4, self.dslayer4),
-            (x3, self.latlayer3, self.enlayer3, self.dslayer3),
-            (x2, self.latlayer2, self.enlayer2, self.dslayer2),
-            (x1, self.latlayer1, self.enlayer1, self.dslayer1),
-        )
-        for lateral, latlayer, enlayer, dslayer in levels:
+        for lateral, latlayer, enlayer, dslayer in decoder_levels(self, features):
             p = enlayer(upsample(p, lateral.shape[-2:]) + latlayer(lateral))
             maps.append(upsample(dslayer(p), size))
         return maps

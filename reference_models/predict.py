@@ -54,9 +54,9 @@ def load_checkpoint_payload(
 ) -> tuple[ModuleType, nn.Module, dict, str, dict[str, Any]]:
     """:func:`load_checkpoint` and the file's payload (what its provenance record is made from)."""
     path = Path(path)
-    if not path.is_file():
-        raise CosalbenchError(path, "checkpoint not found")
     module = load_model_module(model_name)
+    if not path.is_file():  # a module's CHECKPOINT_HINT says where its released weights are
+        raise CosalbenchError(path, "checkpoint not found", getattr(module, "CHECKPOINT_HINT", None))
     payload = load_torch_mapping(path, "checkpoint")
     if "model" in payload and "recipe" in payload:
         if payload.get("model_name") != model_name:

@@ -151,6 +151,36 @@ MODEL_CARDS: dict[str, ModelCard] = {
                 ),
             ),
         ),
+        ModelCard(
+            name="gicd",
+            title="GICD: gradient-induced co-saliency detection (classification-guided gradient attention)",
+            paper="Zhang et al., ECCV 2020",
+            official_code="zzhanghub/gicd@b587591 (test code only)",
+            backbone="VGG16 + ImageNet VGG16 co-classifier",
+            train_sets=("DUTS_class",),
+            input_size=224,
+            checkpoints=(
+                "gicd_ginet.pth (GINet's bare state dict, strict) + torchvision's ImageNet vgg16-397923af.pth for the "
+                "co-classifier ($COSALBENCH_VGG16 or the torch hub cache, as the release's vgg16(pretrained=True))",
+                "a whole GICD state dict (co_classifier.* + ginet.*)",
+            ),
+            training=False,
+            verification=(
+                "official code run on the same name-seeded weights (tests/test_gicd.py): maps max|diff| 0.0 in float64 "
+                "(1.0e-5 in float32), CAM, co-coding and class gradient <= 3e-8, predicted PNGs within 1 grey level"
+            ),
+            reported=(
+                cosod(
+                    "GCoNet+ README TABLE 3 (GICD row)",
+                    "DUTS_class",
+                    (
+                        (0.715, 0.658, 0.513, 0.126),
+                        (0.848, 0.797, 0.770, 0.079),
+                        (0.887, 0.844, 0.844, 0.071),
+                    ),
+                ),
+            ),
+        ),
     )
 }
 
