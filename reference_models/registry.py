@@ -32,6 +32,7 @@ MODELS: dict[str, str] = {
     "gconet": "reference_models.gconet",
     "rcgs": "reference_models.rcgs",
     "gconet_plus": "reference_models.gconet_plus",
+    "dcfm": "reference_models.dcfm",
 }
 
 
