@@ -48,19 +48,39 @@ Deviations from the release (none changes an eval-mode output):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch import nn
 from torch.nn import functional as F
 
+from cosalbench import io
+from reference_models import schema
 from reference_models.backbones import VGGBlocks, vgg_blocks
+from reference_models.data import GroupDataset, to_tensor_batch
 from reference_models.gconet import UNUSED_OFFICIAL_PREFIXES, EnLayer, LatLayer, _parts
 from reference_models.gconet_plus import full_precision
 
 DEFAULT_RECIPE = "dcfm.yaml"
+CHECKPOINT_HINT = (
+    "download the released DCFM weights ('papermodel' in the siyueyu/DCFM README: "
+    "https://drive.google.com/file/d/1cfuq4eJoCwvFR9W1XOJX7Y0ttd8TGjlp) and pass the .pth file with --checkpoint"
+)
 CHANNELS = 512  # conv5 channels
 SCL_WEIGHT = 0.1  # train.py: loss = loss_iou + 0.1 * loss_scl
+CROP_SCALE = (0.8, 1.2)  # RandomScaleCrop: short side drawn in [0.8, 1.2] x the crop size (2 x size)
+
+RECIPE_KEYS: dict[str, schema.Field] = {
+    "group_size": schema.Field("int", 16, "images of the group per step (max_num; all if fewer)", low=1),
+    "trainable_backbone": schema.Field("strs", ["conv5.conv5_3"], "backbone parameter prefixes that train"),
+    "scl_weight": schema.Field("float", SCL_WEIGHT, "weight of the self-contrastive loss", low=0.0),
+    "scale_crop": schema.Field(
+        "bool", True, "RandomScaleCrop: rescale the original image (short side 0.8-1.2 x 2 size), crop 2 size"
+    ),
+}
 OFFICIAL_PREFIXES = ("module.", "dcfmnet.")  # DataParallel, and a state dict of the DCFM wrapper
 
 
@@ -329,6 +349,103 @@ def build_model(cfg: dict) -> DCFMNet:
     for name, parameter in model.backbone.named_parameters():
         parameter.requires_grad_(bool(trainable) and name.startswith(trainable))
     return model
+
+
+# --- training data ------------------------------------------------------------------------------------
+
+
+class AugmentDraw(NamedTuple):
+    """The random draws of the release's training transform for one image."""
+
+    short_side: int  # RandomScaleCrop: the rescaled short side
+    crop_x: int  # left edge of the crop (0 .. width - crop)
+    crop_y: int  # top edge of the crop (0 .. height - crop)
+    flip: bool  # RandomHorizontalFlip
+    angle: float  # RandomRotation, degrees
+
+
+def _rescaled(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the short side at ``short_side`` (the release's int() truncation)."""
+    if height > width:
+        return short_side, int(1.0 * height * short_side / width)
+    return int(1.0 * width * short_side / height), short_side
+
+
+def draw_augmentation(width: int, height: int, cfg: dict, rng: np.random.Generator) -> AugmentDraw:
+    """Draw one image's transform the way the release does (random.randint / random / uniform)."""
+    crop = 2 * int(cfg["size"])
+    short, x, y = crop, 0, 0
+    if cfg.get("scale_crop", True):
+        short = int(rng.integers(int(crop * CROP_SCALE[0]), int(crop * CROP_SCALE[1]) + 1))
+        new_width, new_height = (max(side, crop) for side in _rescaled(width, height, short))
+        x, y = int(rng.integers(0, new_width - crop + 1)), int(rng.integers(0, new_height - crop + 1))
+    flip = bool(rng.random() < float(cfg.get("flip_p", 0.5)))
+    limit = float(cfg.get("max_angle", 90.0))
+    return AugmentDraw(short, x, y, flip, float(rng.uniform(-limit, limit)))
+
+
+def augment_one(
+    picture: Image.Image, label: Image.Image, draw: AugmentDraw, cfg: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """The release's training transform: RandomScaleCrop(2 size, 2 size) -> FixedResize(size) -> flip ->
+    RandomRotation; BILINEAR for the image, NEAREST for the mask; black (0) where padding or rotation uncovers."""
+    size, crop = int(cfg["size"]), 2 * int(cfg["size"])
+    if cfg.get("scale_crop", True):
+        shape = _rescaled(*picture.size, draw.short_side)
+        picture, label = picture.resize(shape, Image.BILINEAR), label.resize(shape, Image.NEAREST)
+        if draw.short_side < crop:
+            border = (0, 0, max(crop - shape[0], 0), max(crop - shape[1], 0))
+            picture, label = ImageOps.expand(picture, border, fill=0), ImageOps.expand(label, border, fill=0)
+        box = (draw.crop_x, draw.crop_y, draw.crop_x + crop, draw.crop_y + crop)
+        picture, label = picture.crop(box), label.crop(box)
+    picture, label = picture.resize((size, size), Image.BILINEAR), label.resize((size, size), Image.NEAREST)
+    if draw.flip:
+        picture, label = picture.transpose(Image.FLIP_LEFT_RIGHT), label.transpose(Image.FLIP_LEFT_RIGHT)
+    picture, label = picture.rotate(draw.angle, Image.BILINEAR), label.rotate(draw.angle, Image.NEAREST)
+    return np.asarray(picture), np.asarray(label)
+
+
+def _original(dataset: GroupDataset, group: str, index: int) -> tuple[Image.Image, Image.Image]:
+    """The image (RGB) and mask (L) at their stored size, decoded as the predictor and loader do."""
+    item = dataset.items[group][index]
+    rgb = io.read_bgr(item.image_path, ignore_orientation=True)[:, :, ::-1]
+    return Image.fromarray(np.ascontiguousarray(rgb)), Image.fromarray(
+        io.read_gray(item.gt_path, ignore_orientation=True)
+    )
+
+
+def group_batch(
+    dataset: GroupDataset, group: str, cfg: dict, rng: np.random.Generator
+) -> dict[str, torch.Tensor]:
+    """One step of the release: min(|group|, group_size) images of ``group`` drawn without replacement,
+    each through ``augment_one`` (or only resized with ``augment: false``); masks stay k / 255 as ToTensor
+    gives them."""
+    count = len(dataset.items[group])
+    chosen = rng.choice(count, size=min(count, int(cfg.get("group_size", 16))), replace=False)
+    images, masks = [], []
+    for index in chosen.tolist():
+        picture, label = _original(dataset, group, index)
+        if cfg.get("augment", True):
+            image, mask = augment_one(picture, label, draw_augmentation(*picture.size, cfg, rng), cfg)
+        else:
+            size = (int(cfg["size"]),) * 2
+            image, mask = (
+                np.asarray(picture.resize(size, Image.BILINEAR)),
+                np.asarray(label.resize(size, Image.NEAREST)),
+            )
+        images.append(image)
+        masks.append(mask)
+    batch, _ = to_tensor_batch(images)
+    return {"images": batch, "masks": torch.from_numpy(np.stack(masks).astype(np.float32) / 255.0)[:, None]}
+
+
+def make_batches(
+    dataset: GroupDataset, cfg: dict, rng: np.random.Generator
+) -> Iterator[dict[str, torch.Tensor]]:
+    """One epoch as the release's loader (batch size 1 group, ``shuffle=False``): every group once, in folder
+    order, decoded from its original files (the scale-crop needs them)."""
+    for group in dataset.groups:
+        yield group_batch(dataset, group, cfg, rng)
 
 
 @torch.no_grad()

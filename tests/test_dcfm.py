@@ -221,3 +221,87 @@ def test_predicted_pngs_within_one_grey_level_of_the_official_ones(
         theirs = io.read_gray(reference)
         assert ours.shape == theirs.shape
         assert int(np.abs(ours.astype(int) - theirs.astype(int)).max()) <= 1
+
+
+# --- training data ------------------------------------------------------------------------------------
+
+
+class RecordingRng:
+    """Stands in for numpy's Generator: replays fixed draws and records the integer ranges asked for."""
+
+    def __init__(self, integers: list[int], random: float, uniform: float) -> None:
+        self.values, self.random_value, self.uniform_value = list(integers), random, uniform
+        self.ranges: list[int] = []
+
+    def integers(self, low: int, high: int) -> int:
+        self.ranges += [low, high - 1]  # numpy's high is exclusive, random.randint's inclusive
+        return self.values.pop(0)
+
+    def random(self) -> float:
+        return self.random_value
+
+    def uniform(self, low: float, high: float) -> float:
+        assert (low, high) == (-90.0, 90.0)
+        return self.uniform_value
+
+
+@pytest.mark.parametrize("case", [0, 1])
+def test_training_transform_matches_the_release(official: dict, case: int) -> None:
+    """dataset.py's RandomScaleCrop -> FixedResize -> flip -> RandomRotation on hopper/a with fixed draws
+    (case 0 pads the rescaled image, case 1 does not): same ranges asked for, identical pixels."""
+    from PIL import Image
+
+    short, x, y, flip_draw, angle = official["aug_draws"][case].tolist()
+    cfg = {"size": SIZE, "max_angle": 90.0}
+    picture = Image.open(DATA / "images" / "Tiny" / "hopper" / "a.png").convert("RGB")
+    label = Image.open(DATA / "gts" / "Tiny" / "hopper" / "a.png").convert("L")
+    rng = RecordingRng([int(short), int(x), int(y)], flip_draw, angle)
+    draw = dcfm.draw_augmentation(*picture.size, cfg, rng)
+    assert rng.ranges == official["aug_int_ranges"][case].astype(int).tolist()
+    assert draw == dcfm.AugmentDraw(int(short), int(x), int(y), flip_draw < 0.5, angle)
+    image, mask = dcfm.augment_one(picture, label, draw, cfg)
+    assert np.array_equal(image, official["aug_images"][case])
+    assert np.array_equal(mask, official["aug_masks"][case])
+
+
+def test_epoch_is_one_batch_per_group_in_folder_order() -> None:
+    dataset = GroupDataset(DATA, "Tiny", 32)
+    cfg = {"size": 32, "group_size": 2, "augment": True, "max_angle": 90.0}
+    first = list(dcfm.make_batches(dataset, cfg, np.random.default_rng(5)))
+    again = list(dcfm.make_batches(dataset, cfg, np.random.default_rng(5)))
+    assert [tuple(b["images"].shape) for b in first] == [(2, 3, 32, 32), (2, 3, 32, 32)]  # hopper, present
+    assert all(torch.equal(a["images"], b["images"]) for a, b in zip(first, again, strict=True))
+    for batch in first:
+        assert set(torch.unique(batch["masks"]).tolist()) <= {0.0, 1.0}
+        assert batch["masks"].shape == (2, 1, 32, 32) and float(batch["masks"].sum()) > 0
+    whole = list(
+        dcfm.make_batches(dataset, {**cfg, "group_size": 16, "augment": False}, np.random.default_rng(0))
+    )
+    assert [b["images"].shape[0] for b in whole] == [3, 2]  # min(16, |group|)
+
+
+def test_train_reference_runs_one_step(tmp_path: Path) -> None:
+    from reference_models.train import resolve_recipe, train
+
+    flags = {
+        "data_root": str(DATA),
+        "train_set": "Tiny",
+        "max_steps": 2,
+        "pretrained": False,
+        "device": "cpu",
+    }
+    cfg = resolve_recipe("dcfm", None, ["size=32", "group_size=2"], flags)
+    assert (cfg["lr"], cfg["backbone_lr_mult"], cfg["weight_decay"], tuple(cfg["betas"])) == (
+        1e-4,
+        0.1,
+        1e-4,
+        (0.9, 0.99),
+    )
+    summary = train(cfg, tmp_path / "run", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2] and summary["model"] == "dcfm"
+    for record in records:
+        assert set(record) >= {"iou", "scl", "loss"} and np.isfinite(record["loss"])
+        assert record["loss"] == pytest.approx(record["iou"] + 0.1 * record["scl"], rel=1e-5)
+    _, model, cfg2, backbone = load_checkpoint(tmp_path / "run" / "final.pth", "dcfm")
+    assert cfg2["size"] == 32 and backbone == "random-init"

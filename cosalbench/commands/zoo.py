@@ -165,10 +165,11 @@ MODEL_CARDS: dict[str, ModelCard] = {
                 "checkpoint.pth of the release ({epoch, state_dict}); 'module.'/'dcfmnet.' prefixes stripped",
                 "cosalbench final.pth / checkpoint.pth",
             ),
-            training=False,
+            training=True,
             verification=(
-                "official code run on the same name-seeded weights (tests/test_dcfm.py): eval logits max|diff| 0.0 "
-                "in float64 and float32, train-mode loss terms |diff| <= 1e-12, predicted PNGs within 1 grey level"
+                "official code run on the same name-seeded weights (tests/test_dcfm.py): eval logits, side outputs "
+                "and prototype max|diff| 0.0 in float64 (logits 0.0 in float32), train-mode loss terms and "
+                "gradients equal in float64, training transform pixel-identical, predicted PNGs within 1 grey level"
             ),
             reported=(
                 cosod(
