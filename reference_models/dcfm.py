@@ -37,11 +37,14 @@ Deviations from the release (none changes an eval-mode output):
   ``gt`` argument, unused at test time, is optional: given (training), the forward also returns the prototypes.
 * ``group_context``/``decode`` (groups larger than ``--max-group-size``) compute the fusion's seeds and prototype
   over the whole group chunk by chunk, the same values as one pass; the release has no chunked prediction.
-* Training data: groups are visited in sorted folder order (the release's ``os.listdir`` order with
-  ``shuffle=False``); the augmentation is the release's (random scale 0.8-1.2 of 2 x size on the short side with
-  random crop of 2 x size, resize to size, flip p = 0.5, rotation uniform in [-90, 90] degrees: BILINEAR for the
-  image, NEAREST for the mask) drawn from cosalbench's seeded generator instead of Python's ``random``, and it is
-  applied to images first resized by cosalbench's loader to 2 x size (the release crops from the full image).
+* Training data: groups are visited in sorted folder order (the release's loader does not shuffle, but walks
+  ``os.listdir`` order); images are decoded with cosalbench's reader (OpenCV, EXIF orientation ignored, as PIL
+  reads them) from their original files, then transformed exactly as the release (``augment_one``: random scale of
+  the short side to U{0.8..1.2} x 2 size with zero padding and a random 2 size crop, resize to size, flip p = 0.5,
+  rotation U(-90, 90) degrees; BILINEAR image, NEAREST mask); the draws come from cosalbench's seeded NumPy
+  generator instead of Python's ``random`` (same ranges, same order per image).
+* The release validates on CoCA after every epoch and keeps the best-S-measure checkpoint (``best_ep*_Smeasure*``,
+  a choice made on a test set); ``train-reference`` keeps the final weights of its 200 epochs.
 * The release's quirk kept on purpose: the (rank + 1)^3 weights are computed in float32 whatever the model's
   dtype (``attention_sort.float()``), exact up to 256 positions per image (input sizes <= 256).
 """
