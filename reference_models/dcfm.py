@@ -61,7 +61,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cosalbench import io
-from reference_models import schema
+from reference_models import gconet, schema
 from reference_models.backbones import VGGBlocks, vgg_blocks
 from reference_models.data import GroupDataset, to_tensor_batch
 from reference_models.gconet import UNUSED_OFFICIAL_PREFIXES, EnLayer, LatLayer, _parts
@@ -189,57 +189,42 @@ class AugAttentionModule(nn.Module):
         return out.view(n, height, width, channels).permute(0, 3, 1, 2) + x
 
 
-class DSLayer(nn.Module):
-    """Side output: (conv3x3 -> 64, ReLU) x 2, conv1x1 -> 1 logits (no sigmoid)."""
+class DSLayer(gconet.DSLayer):
+    """Side output: GCoNet's (conv3x3 -> 64, ReLU) x 2, conv1x1 -> 1, without its sigmoid (logits)."""
 
     def __init__(self, in_channels: int = 64) -> None:
-        super().__init__()
-        self.enlayer = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(64, 64, 3, padding=1),
-            nn.ReLU(inplace=True),
-        )
-        self.predlayer = nn.Sequential(nn.Conv2d(64, 1, 1))
+        super().__init__(in_channels)
+        self.predlayer = nn.Sequential(self.predlayer[0])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.predlayer(self.enlayer(x))
+
+LEVELS = (4, 3, 2, 1)  # decoder levels, top (x4, stride 8) to bottom (x1, stride 1)
+LATERAL_CHANNELS = (512, 256, 128, 64)
 
 
 class Decoder(nn.Module):
-    """GCoNet's top-down path at 64 channels with ``align_corners=False``; returns the four side logits."""
+    """GCoNet's top-down path at 64 channels with ``align_corners=False``; returns the four side logits.
+
+    Layers ``latlayer{4..1}``, ``enlayer{4..1}``, ``dslayer{4..1}``, registered in the release's order."""
 
     def __init__(self) -> None:
         super().__init__()
         self.toplayer = nn.Sequential(nn.Conv2d(CHANNELS, 64, 1), nn.ReLU(inplace=True), nn.Conv2d(64, 64, 1))
-        self.latlayer4 = LatLayer(512)
-        self.latlayer3 = LatLayer(256)
-        self.latlayer2 = LatLayer(128)
-        self.latlayer1 = LatLayer(64)
-        self.enlayer4 = EnLayer()
-        self.enlayer3 = EnLayer()
-        self.enlayer2 = EnLayer()
-        self.enlayer1 = EnLayer()
-        self.dslayer4 = DSLayer()
-        self.dslayer3 = DSLayer()
-        self.dslayer2 = DSLayer()
-        self.dslayer1 = DSLayer()
+        for level, channels in zip(LEVELS, LATERAL_CHANNELS, strict=True):
+            self.add_module(f"latlayer{level}", LatLayer(channels))
+        for kind in (EnLayer, DSLayer):
+            for level in LEVELS:
+                self.add_module(f"{kind.__name__.lower()}{level}", kind())
 
     def forward(self, top: torch.Tensor, features: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         """Side logits [p4, p3, p2, p1] at the input size (x1's) from x1..x4 and the attended conv5 map."""
-        x1, x2, x3, x4 = features[:4]
-        size = x1.shape[-2:]
+        size = features[0].shape[-2:]
         p = self.toplayer(top)
-        levels = (
-            (x4, self.latlayer4, self.enlayer4, self.dslayer4),
-            (x3, self.latlayer3, self.enlayer3, self.dslayer3),
-            (x2, self.latlayer2, self.enlayer2, self.dslayer2),
-            (x1, self.latlayer1, self.enlayer1, self.dslayer1),
-        )
         sides = []
-        for lateral, latlayer, enlayer, dslayer in levels:
-            p = enlayer(resize(p, lateral.shape[-2:]) + latlayer(lateral))
-            sides.append(resize(dslayer(p), size))
+        for level in LEVELS:
+            lateral = features[level - 1]
+            p = getattr(self, f"latlayer{level}")(lateral) + resize(p, lateral.shape[-2:])
+            p = getattr(self, f"enlayer{level}")(p)
+            sides.append(resize(getattr(self, f"dslayer{level}")(p), size))
         return sides
 
 

@@ -305,3 +305,9 @@ def test_train_reference_runs_one_step(tmp_path: Path) -> None:
         assert record["loss"] == pytest.approx(record["iou"] + 0.1 * record["scl"], rel=1e-5)
     _, model, cfg2, backbone = load_checkpoint(tmp_path / "run" / "final.pth", "dcfm")
     assert cfg2["size"] == 32 and backbone == "random-init"
+
+
+def test_a_missing_checkpoint_says_where_the_released_weights_are(tmp_path: Path) -> None:
+    with pytest.raises(CosalbenchError, match="checkpoint not found") as caught:
+        load_checkpoint(tmp_path / "best_ep198_Smeasure0.7019.pth", "dcfm")
+    assert "1cfuq4eJoCwvFR9W1XOJX7Y0ttd8TGjlp" in str(caught.value) and "--checkpoint" in str(caught.value)
