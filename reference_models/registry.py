@@ -33,6 +33,7 @@ MODELS: dict[str, str] = {
     "rcgs": "reference_models.rcgs",
     "gconet_plus": "reference_models.gconet_plus",
     "gicd": "reference_models.gicd",
+    "dcfm": "reference_models.dcfm",
 }
 
 

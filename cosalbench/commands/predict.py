@@ -12,6 +12,7 @@ PREDICTORS: dict[str, str] = {
     "rcgs": "cosalbench.commands.models:predict_rcgs",
     "gconet_plus": "cosalbench.commands.models:predict_gconet_plus",
     "gicd": "cosalbench.commands.models:predict_gicd",
+    "dcfm": "cosalbench.commands.models:predict_dcfm",
 }
 
 

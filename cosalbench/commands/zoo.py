@@ -181,6 +181,38 @@ MODEL_CARDS: dict[str, ModelCard] = {
                 ),
             ),
         ),
+        ModelCard(
+            name="dcfm",
+            title="DCFM: democratic prototype, self-contrastive learning and rank-boosted attention",
+            paper="Yu et al., CVPR 2022",
+            official_code="siyueyu/DCFM@05800b6",
+            backbone="VGG16 (only conv5_3 trains)",
+            train_sets=("COCO-SEG",),
+            input_size=224,
+            checkpoints=(
+                "best_ep198_Smeasure0.7019.pth / dcfm.pth / model-*.pt (bare DCFMNet state dicts; the unused VGG "
+                "FC layers are dropped, the rest loads strictly)",
+                "checkpoint.pth of the release ({epoch, state_dict}); 'module.'/'dcfmnet.' prefixes stripped",
+                "cosalbench final.pth / checkpoint.pth",
+            ),
+            training=True,
+            verification=(
+                "official code run on the same name-seeded weights (tests/test_dcfm.py): eval logits, side outputs "
+                "and prototype max|diff| 0.0 in float64 (logits 0.0 in float32), train-mode loss terms and "
+                "gradients equal in float64, training transform pixel-identical, predicted PNGs within 1 grey level"
+            ),
+            reported=(
+                cosod(
+                    "GCoNet+ README TABLE 3 (= the val_measures in DCFM's config.py)",
+                    "COCO-SEG (DCFM README and train.py; GCoNet+'s table labels it Train-2)",
+                    (
+                        (0.783, 0.710, 0.598, 0.085),
+                        (0.874, 0.810, 0.805, 0.067),
+                        (0.892, 0.838, 0.856, 0.067),
+                    ),
+                ),
+            ),
+        ),
     )
 }
 
