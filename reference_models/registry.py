@@ -8,7 +8,9 @@ Every model module exposes:
   pair indices into ``dataset.pairs()`` and their labels (``reference_models.loader`` gathers, augments
   and normalises them);
 * ``training_loss(model, batch, cfg) -> dict[str, Tensor]`` -- key ``"loss"`` is the total, the others are logged;
-* ``predict_group(model, images, cfg) -> Tensor[N, 1, H, W]`` in [0, 1] for one whole (normalised) group.
+* ``predict_group(model, images, cfg) -> Tensor[N, 1, H, W]`` in [0, 1] for one whole (normalised) group
+  (logits instead when the module sets ``MAP_LOGITS = True``: the predictor resizes them to the original
+  size, then applies the sigmoid, as MCCL's test script does).
 
 A predict-only model (a released-weights port without the training code) leaves out ``plan_batches`` and
 ``training_loss``: ``train-reference`` refuses it with one line.
@@ -32,6 +34,7 @@ MODELS: dict[str, str] = {
     "gconet": "reference_models.gconet",
     "rcgs": "reference_models.rcgs",
     "gconet_plus": "reference_models.gconet_plus",
+    "mccl": "reference_models.mccl",
 }
 
 
