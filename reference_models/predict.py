@@ -46,9 +46,9 @@ def load_checkpoint(path: str | Path, model_name: str) -> tuple[ModuleType, nn.M
     ``final_gconet.pth``, which then uses the model's default recipe).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CosalbenchError(path, "checkpoint not found")
     module = load_model_module(model_name)
+    if not path.is_file():  # a model module may say where its released weights are (CHECKPOINT_HINT)
+        raise CosalbenchError(path, "checkpoint not found", getattr(module, "CHECKPOINT_HINT", None))
     payload = load_torch_mapping(path, "checkpoint")
     if "model" in payload and "recipe" in payload:
         if payload.get("model_name") != model_name:

@@ -20,7 +20,8 @@ called before ``build_model``), ``group_context(model, images, cfg)`` + ``decode
 (predict a group too large for one forward pass: the context is computed over the whole group, chunking its
 own passes by ``cfg["predict_chunk"]``; ``decode`` then runs chunk by chunk), ``adapt_state_dict(state) ->
 state`` (accept an official release's checkpoint), ``RECIPE_KEYS: dict[str, schema.Field]`` (recipe keys of
-this model beyond ``schema.TRAINER_KEYS`` and its section of ``schema.MODEL_KEYS``).
+this model beyond ``schema.TRAINER_KEYS`` and its section of ``schema.MODEL_KEYS``); ``CHECKPOINT_HINT: str`` (what
+to download when ``--checkpoint`` does not exist).
 """
 
 from __future__ import annotations

@@ -193,3 +193,18 @@ def test_train_reference_refuses_mccl() -> None:
 
     with pytest.raises(CosalbenchError, match="mccl is predict-only"):
         resolve_recipe("mccl", None, [], {})
+
+
+def test_mccl_is_registered_as_predict_only() -> None:
+    from cosalbench.commands.zoo import card
+
+    item = card("mccl")
+    assert item.training is False and item.input_size == 256
+    assert item.official_code == "ZhengPeng7/MCCL@40ad44c"
+    assert item.reported[0].datasets == {"CoSOD3k": (0.860,)}
+
+
+def test_a_missing_checkpoint_says_what_to_download(tmp_path: Path) -> None:
+    with pytest.raises(CosalbenchError) as caught:
+        load_checkpoint(tmp_path / "mccl.pth", "mccl")
+    assert "checkpoint not found" in str(caught.value) and "ZhengPeng7/MCCL" in str(caught.value)

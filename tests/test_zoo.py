@@ -48,5 +48,5 @@ def test_unknown_model_is_one_line_error() -> None:
     result = run("models", "nope")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "cosalbench: error: unknown reference model 'nope' (choose one of gconet, gconet_plus, rcgs)"
+        f"cosalbench: error: unknown reference model 'nope' (choose one of {', '.join(MODEL_CARDS)})"
     ]
