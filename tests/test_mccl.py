@@ -9,7 +9,7 @@ GCoNet+'s fixture group (tests/fixtures/gconet_plus/data).
 
 from __future__ import annotations
 
-import json
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ from reference_models.predict import (  # noqa: E402
 )
 from reference_models.pvt import StochasticDepth  # noqa: E402
 from tests.name_seeded import name_seeded_state  # noqa: E402
+from tests.official_fixtures import official_keys as read_official_keys  # noqa: E402
+from tests.official_fixtures import official_outputs  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mccl"
 DATA = Path(__file__).parent / "fixtures" / "gconet_plus" / "data"
@@ -37,14 +39,12 @@ EVAL_SIZE, TRAIN_SIZE = 64, 32
 
 @pytest.fixture(scope="module")
 def official() -> dict[str, np.ndarray]:
-    with np.load(FIXTURES / "official_outputs.npz") as data:
-        return {key: data[key] for key in data.files}
+    return official_outputs(FIXTURES)
 
 
 @pytest.fixture(scope="module")
 def official_keys() -> list[tuple[str, tuple[int, ...], str]]:
-    document = json.loads((FIXTURES / "state_dict_keys.json").read_text())
-    return [(key, tuple(shape), dtype) for key, shape, dtype in document["keys"]]
+    return read_official_keys(FIXTURES)
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +103,9 @@ def test_eval_outputs_match_the_official_code_in_float64(model64: mccl.MCCL, off
 
 def test_eval_logits_in_float32_match_to_rounding(model64: mccl.MCCL, official: dict) -> None:
     """float32 vs the official float64 logits (|logit| up to 13): measured 5.1e-5, float32 rounding."""
-    model = mccl.build_model({})
-    model.load_state_dict({k: v.float() for k, v in model64.state_dict().items()}, strict=True)
+    model = copy.deepcopy(model64).float()
     images = group_tensor("hopper", official_order(official), EVAL_SIZE)
-    logits = mccl.predict_group(model.eval(), images, {})
+    logits = mccl.predict_group(model, images, {})
     assert max_diff(logits, official["eval_logits"]) <= 5e-4
 
 
