@@ -55,8 +55,8 @@ DEFAULT_RECIPE = "mccl.yaml"
 CHANNELS = (64, 128, 320, 512)  # PVTv2-B2 stage widths x1..x4
 TRAIN_GROUPS = 2  # config.loadN: groups per training batch, each weighted by its own consensus
 CHECKPOINT_HINT = (
-    "download the released MCCL weights (ZhengPeng7/MCCL README: Google Drive folder or GitHub release v0.7) "
-    "and pass the .pth file with --checkpoint"
+    "download the released MCCL weights linked from the ZhengPeng7/MCCL README: Google Drive or GitHub "
+    "release v0.7; pass the .pth file with --checkpoint"
 )
 MAP_LOGITS = True  # predict_group returns logits: the predictor resizes them, then applies the sigmoid
 

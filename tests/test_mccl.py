@@ -207,3 +207,18 @@ def test_a_missing_checkpoint_says_what_to_download(tmp_path: Path) -> None:
     with pytest.raises(CosalbenchError) as caught:
         load_checkpoint(tmp_path / "mccl.pth", "mccl")
     assert "checkpoint not found" in str(caught.value) and "ZhengPeng7/MCCL" in str(caught.value)
+
+
+def test_cli_predict_mccl_without_its_checkpoint_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from cosalbench.cli import main
+
+    missing = tmp_path / "mccl.pth"
+    with pytest.raises(SystemExit) as caught:
+        main(["predict", "mccl", "--checkpoint", str(missing), "--dataset", "CoCA", "--out", str(tmp_path)])
+    assert caught.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"cosalbench: error: {missing}: checkpoint not found (download"
+    )

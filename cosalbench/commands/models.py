@@ -210,3 +210,4 @@ def _predict_command(model: str) -> click.Command:
 predict_gconet = _predict_command("gconet")
 predict_rcgs = _predict_command("rcgs")
 predict_gconet_plus = _predict_command("gconet_plus")
+predict_mccl = _predict_command("mccl")

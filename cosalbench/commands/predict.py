@@ -11,6 +11,7 @@ PREDICTORS: dict[str, str] = {
     "gconet": "cosalbench.commands.models:predict_gconet",
     "rcgs": "cosalbench.commands.models:predict_rcgs",
     "gconet_plus": "cosalbench.commands.models:predict_gconet_plus",
+    "mccl": "cosalbench.commands.models:predict_mccl",
 }
 
 
