@@ -10,6 +10,7 @@ GCoNet+'s fixture group (tests/fixtures/gconet_plus/data).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,16 @@ from tests.official_fixtures import official_outputs  # noqa: E402
 FIXTURES = Path(__file__).parent / "fixtures" / "mccl"
 DATA = Path(__file__).parent / "fixtures" / "gconet_plus" / "data"
 EVAL_SIZE, TRAIN_SIZE = 64, 32
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """float64 depth-wise convs take torch's per-channel slow path (~20,000 tiny convs per forward); with two
+    threads each one synchronises them, 18x slower on a busy machine (measured 26.6 s vs 1.46 s per pass)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
