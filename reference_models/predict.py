@@ -106,13 +106,20 @@ def predict_with_fallback(
             torch.cuda.empty_cache()
 
 
-def to_original_size(maps: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-    """Resize each map back (bilinear, align_corners=True) and convert like ToPILImage: uint8(map * 255)."""
+def to_original_size(
+    maps: torch.Tensor, sizes: Sequence[tuple[int, int]], logits: bool = False
+) -> list[np.ndarray]:
+    """Resize each map back (bilinear, align_corners=True) and convert like ToPILImage: uint8(map * 255).
+
+    ``logits``: the maps are logits, resized first and then passed through the sigmoid (MCCL's test script).
+    """
     out = []
     for index, (height, width) in enumerate(sizes):
         resized = F.interpolate(
             maps[index : index + 1].float(), size=(height, width), mode="bilinear", align_corners=True
         )
+        if logits:
+            resized = resized.sigmoid()
         out.append((resized[0, 0].clamp(0, 1) * 255).to(torch.uint8).cpu().numpy())
     return out
 
@@ -321,7 +328,11 @@ class PredictionRun:
             indices, arrays, sizes = _decode_group(dataset, group, indices, self.skip_unreadable, unreadable)
             if indices:
                 maps = self._predict(arrays)
-                for index, array in zip(indices, to_original_size(maps, sizes), strict=True):
+                for index, array in zip(
+                    indices,
+                    to_original_size(maps, sizes, getattr(self.module, "MAP_LOGITS", False)),
+                    strict=True,
+                ):
                     _write(folder / group / f"{items[index].stem}.png", io.write_png, array)
                 written += len(indices)
         present = sum(

@@ -8,7 +8,9 @@ Every model module exposes:
   pair indices into ``dataset.pairs()`` and their labels (``reference_models.loader`` gathers, augments
   and normalises them);
 * ``training_loss(model, batch, cfg) -> dict[str, Tensor]`` -- key ``"loss"`` is the total, the others are logged;
-* ``predict_group(model, images, cfg) -> Tensor[N, 1, H, W]`` in [0, 1] for one whole (normalised) group.
+* ``predict_group(model, images, cfg) -> Tensor[N, 1, H, W]`` in [0, 1] for one whole (normalised) group
+  (logits instead when the module sets ``MAP_LOGITS = True``: the predictor resizes them to the original
+  size, then applies the sigmoid, as MCCL's test script does).
 
 A predict-only model (a released-weights port without the training code) leaves out ``plan_batches`` and
 ``training_loss``: ``train-reference`` refuses it with one line.
@@ -18,7 +20,8 @@ called before ``build_model``), ``group_context(model, images, cfg)`` + ``decode
 (predict a group too large for one forward pass: the context is computed over the whole group, chunking its
 own passes by ``cfg["predict_chunk"]``; ``decode`` then runs chunk by chunk), ``adapt_state_dict(state) ->
 state`` (accept an official release's checkpoint), ``RECIPE_KEYS: dict[str, schema.Field]`` (recipe keys of
-this model beyond ``schema.TRAINER_KEYS`` and its section of ``schema.MODEL_KEYS``).
+this model beyond ``schema.TRAINER_KEYS`` and its section of ``schema.MODEL_KEYS``); ``CHECKPOINT_HINT: str`` (what
+to download when ``--checkpoint`` does not exist).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ MODELS: dict[str, str] = {
     "gconet_plus": "reference_models.gconet_plus",
     "gicd": "reference_models.gicd",
     "dcfm": "reference_models.dcfm",
+    "mccl": "reference_models.mccl",
 }
 
 

@@ -13,6 +13,7 @@ PREDICTORS: dict[str, str] = {
     "gconet_plus": "cosalbench.commands.models:predict_gconet_plus",
     "gicd": "cosalbench.commands.models:predict_gicd",
     "dcfm": "cosalbench.commands.models:predict_dcfm",
+    "mccl": "cosalbench.commands.models:predict_mccl",
 }
 
 

@@ -127,6 +127,34 @@ MODEL_CARDS: dict[str, ModelCard] = {
             ),
         ),
         ModelCard(
+            name="mccl",
+            title="MCCL: memory-aided contrastive consensus learning (GCAM on PVTv2-B2)",
+            paper="Zheng et al., AAAI 2023",
+            official_code="ZhengPeng7/MCCL@40ad44c",
+            backbone="PVTv2-B2 (plain torch)",
+            train_sets=("DUTS_class", "COCO-SEG"),
+            input_size=256,
+            checkpoints=(
+                "the release's bare state dicts (train.py's ep*.pth; strict, 416 keys); 'module.' prefixes stripped",
+                "cosalbench final.pth / checkpoint.pth",
+            ),
+            training=False,
+            verification=(
+                "official code run on the same name-seeded weights (tests/test_mccl.py): eval logits max|diff| "
+                "5.4e-14 in float64 (5.1e-5 in float32 vs the float64 release), train-mode forward 4.5e-14, "
+                "predicted PNGs 3/15992 pixels off by 1 grey level"
+            ),
+            reported=(
+                Reported(
+                    "arXiv 2302.14485v2, Fig. 1 caption (CoSOD3k S only; Table 1 not transcribed here)",
+                    "pysodmetrics",
+                    "DUTS_class + COCO-SEG",
+                    ("S",),
+                    {"CoSOD3k": (0.860,)},
+                ),
+            ),
+        ),
+        ModelCard(
             name="rcgs",
             title="RCGS: robust co-saliency via group semantics (H-LRBP)",
             paper="Wang et al., AAAI 2019",
