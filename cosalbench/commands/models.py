@@ -1,4 +1,4 @@
-"""``cosalbench train-reference MODEL`` and ``cosalbench predict gconet|rcgs``: thin wrappers over reference_models.
+"""``cosalbench train-reference MODEL`` and ``cosalbench predict MODEL``: thin wrappers over reference_models.
 
 torch is imported only when one of these commands runs; without it they say how to install the extra.
 """
