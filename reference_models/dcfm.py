@@ -44,7 +44,8 @@ Deviations from the release (none changes an eval-mode output):
   rotation U(-90, 90) degrees; BILINEAR image, NEAREST mask); the draws come from cosalbench's seeded NumPy
   generator instead of Python's ``random`` (same ranges, same order per image).
 * The release validates on CoCA after every epoch and keeps the best-S-measure checkpoint (``best_ep*_Smeasure*``,
-  a choice made on a test set); ``train-reference`` keeps the final weights of its 200 epochs.
+  a choice made on a test set); ``train-reference`` writes the final weights of its 200 epochs (``final.pth``)
+  and ``best.pth``, chosen on training groups held out by the recipe's ``validation`` section.
 * The release's quirk kept on purpose: the (rank + 1)^3 weights are computed in float32 whatever the model's
   dtype (``attention_sort.float()``), exact up to 256 positions per image (input sizes <= 256).
 """

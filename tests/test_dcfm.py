@@ -290,7 +290,8 @@ def test_train_reference_runs_one_step(tmp_path: Path) -> None:
         "pretrained": False,
         "device": "cpu",
     }
-    cfg = resolve_recipe("dcfm", None, ["size=32", "group_size=2"], flags)
+    # two groups: none to hold out for validation
+    cfg = resolve_recipe("dcfm", None, ["size=32", "group_size=2", "validation.groups=0"], flags)
     assert (cfg["lr"], cfg["backbone_lr_mult"], cfg["weight_decay"], tuple(cfg["betas"])) == (
         1e-4,
         0.1,
