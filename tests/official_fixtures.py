@@ -18,3 +18,25 @@ def official_keys(folder: Path) -> list[tuple[str, tuple[int, ...], str]]:
     """``state_dict_keys.json`` as ``(key, shape, dtype)`` in the official state dict's order."""
     document = json.loads((folder / "state_dict_keys.json").read_text())
     return [(key, tuple(shape), dtype) for key, shape, dtype in document["keys"]]
+
+
+def assert_pngs_match_official(
+    summary: dict, ours: Path, references: Path, n_images: int, n_references: int
+) -> None:
+    """``predict_datasets`` wrote a map of each of the ``n_images`` images of ``Tiny`` (``summary``), and every
+    official PNG under ``references`` is within one grey level of ours at the same relative path under ``ours``."""
+    from cosalbench import io
+
+    counts = summary["datasets"]["Tiny"]
+    assert (counts["images"], counts["maps"], counts["written"], counts["kept"]) == (
+        n_images,
+        n_images,
+        n_images,
+        0,
+    )
+    official = sorted(references.rglob("*.png"))
+    assert len(official) == n_references
+    for reference in official:
+        mine, theirs = io.read_gray(ours / reference.relative_to(references)), io.read_gray(reference)
+        assert mine.shape == theirs.shape
+        assert int(np.abs(mine.astype(int) - theirs.astype(int)).max()) <= 1

@@ -15,12 +15,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cosalbench import io  # noqa: E402
 from cosalbench.errors import CosalbenchError  # noqa: E402
 from reference_models import dcfm  # noqa: E402
 from reference_models.data import GroupDataset, to_tensor_batch  # noqa: E402
 from reference_models.predict import load_checkpoint, predict_datasets, predict_images  # noqa: E402
 from tests.name_seeded import name_seeded_state  # noqa: E402
+from tests.official_fixtures import assert_pngs_match_official  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dcfm"
 DATA = Path(__file__).parent / "fixtures" / "gconet_plus" / "data"
@@ -212,15 +212,9 @@ def test_predicted_pngs_within_one_grey_level_of_the_official_ones(
     summary = predict_datasets(
         checkpoint, "dcfm", ["Tiny"], DATA, tmp_path / "preds", device="cpu", progress=False
     )
-    counts = summary["datasets"]["Tiny"]
-    assert (counts["images"], counts["maps"], counts["written"], counts["kept"]) == (5, 5, 5, 0)
-    references = sorted((FIXTURES / "official_png" / "Tiny" / "hopper").glob("*.png"))
-    assert len(references) == 3
-    for reference in references:
-        ours = io.read_gray(tmp_path / "preds" / "dcfm" / "Tiny" / "hopper" / reference.name)
-        theirs = io.read_gray(reference)
-        assert ours.shape == theirs.shape
-        assert int(np.abs(ours.astype(int) - theirs.astype(int)).max()) <= 1
+    assert_pngs_match_official(
+        summary, tmp_path / "preds" / "dcfm" / "Tiny", FIXTURES / "official_png" / "Tiny", 5, 3
+    )
 
 
 # --- training data ------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cosalbench import io  # noqa: E402
 from cosalbench.errors import CosalbenchError  # noqa: E402
 from reference_models import gicd  # noqa: E402
 from reference_models import predict as predictor  # noqa: E402
@@ -24,6 +23,7 @@ from reference_models.backbones import load_torch_mapping  # noqa: E402
 from reference_models.data import GroupDataset, to_tensor_batch  # noqa: E402
 from reference_models.predict import predict_datasets, predict_images  # noqa: E402
 from tests.gicd_weights import gicd_seeded_state  # noqa: E402
+from tests.official_fixtures import assert_pngs_match_official  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gicd"
 DATA = Path(__file__).parent / "fixtures" / "gconet_plus" / "data"  # the same tiny real images
@@ -217,15 +217,9 @@ def test_predicted_pngs_within_one_grey_level_of_the_official_ones(
     summary = predict_datasets(
         released, "gicd", ["Tiny"], DATA, tmp_path / "preds", device="cpu", progress=False
     )
-    counts = summary["datasets"]["Tiny"]
-    assert (counts["images"], counts["maps"], counts["written"], counts["kept"]) == (5, 5, 5, 0)
-    references = sorted((FIXTURES / "official_png" / "Tiny").rglob("*.png"))
-    assert len(references) == 5
-    for reference in references:
-        ours = io.read_gray(tmp_path / "preds" / "gicd" / "Tiny" / reference.parent.name / reference.name)
-        theirs = io.read_gray(reference)
-        assert ours.shape == theirs.shape
-        assert int(np.abs(ours.astype(int) - theirs.astype(int)).max()) <= 1
+    assert_pngs_match_official(
+        summary, tmp_path / "preds" / "gicd" / "Tiny", FIXTURES / "official_png" / "Tiny", 5, 5
+    )
 
 
 def test_train_reference_refuses_the_predict_only_port(capsys: pytest.CaptureFixture) -> None:

@@ -18,7 +18,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cosalbench import io  # noqa: E402
 from cosalbench.errors import CosalbenchError  # noqa: E402
 from reference_models import mccl  # noqa: E402
 from reference_models.data import GroupDataset, to_tensor_batch  # noqa: E402
@@ -30,8 +29,8 @@ from reference_models.predict import (  # noqa: E402
 )
 from reference_models.pvt import StochasticDepth  # noqa: E402
 from tests.name_seeded import name_seeded_state  # noqa: E402
+from tests.official_fixtures import assert_pngs_match_official, official_outputs  # noqa: E402
 from tests.official_fixtures import official_keys as read_official_keys  # noqa: E402
-from tests.official_fixtures import official_outputs  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mccl"
 DATA = Path(__file__).parent / "fixtures" / "gconet_plus" / "data"
@@ -187,15 +186,9 @@ def test_predict_end_to_end_writes_pngs_within_one_grey_level(seeded_state: dict
     summary = predict_datasets(
         checkpoint, "mccl", ["Tiny"], DATA, tmp_path / "preds", device="cpu", progress=False
     )
-    counts = summary["datasets"]["Tiny"]
-    assert (counts["images"], counts["maps"], counts["written"], counts["kept"]) == (5, 5, 5, 0)
-    references = sorted((FIXTURES / "official_png" / "Tiny").glob("*/*.png"))
-    assert len(references) == 5
-    for reference in references:
-        ours = io.read_gray(tmp_path / "preds" / "mccl" / "Tiny" / reference.parent.name / reference.name)
-        theirs = io.read_gray(reference)
-        assert ours.shape == theirs.shape
-        assert int(np.abs(ours.astype(int) - theirs.astype(int)).max()) <= 1
+    assert_pngs_match_official(
+        summary, tmp_path / "preds" / "mccl" / "Tiny", FIXTURES / "official_png" / "Tiny", 5, 5
+    )
 
 
 def test_train_reference_refuses_mccl() -> None:
