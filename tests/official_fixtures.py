@@ -40,3 +40,15 @@ def assert_pngs_match_official(
         mine, theirs = io.read_gray(ours / reference.relative_to(references)), io.read_gray(reference)
         assert mine.shape == theirs.shape
         assert int(np.abs(mine.astype(int) - theirs.astype(int)).max()) <= 1
+
+
+def predict_seeded(model: str, state: dict, recipe: dict, data: Path, out: Path) -> dict:
+    """Save ``state`` as a cosalbench checkpoint of ``model`` with ``recipe`` and run ``predict_datasets`` on
+    the ``Tiny`` set of ``data`` into ``out`` (on the CPU); its summary."""
+    import torch
+
+    from reference_models.predict import predict_datasets
+
+    checkpoint = out.parent / f"{model}-seeded.pth"
+    torch.save({"model_name": model, "recipe": recipe, "model": state, "backbone": "seeded"}, checkpoint)
+    return predict_datasets(checkpoint, model, ["Tiny"], data, out, device="cpu", progress=False)

@@ -18,9 +18,9 @@ torch = pytest.importorskip("torch")
 from cosalbench.errors import CosalbenchError  # noqa: E402
 from reference_models import dcfm  # noqa: E402
 from reference_models.data import GroupDataset, to_tensor_batch  # noqa: E402
-from reference_models.predict import load_checkpoint, predict_datasets, predict_images  # noqa: E402
+from reference_models.predict import load_checkpoint, predict_images  # noqa: E402
 from tests.name_seeded import name_seeded_state  # noqa: E402
-from tests.official_fixtures import assert_pngs_match_official  # noqa: E402
+from tests.official_fixtures import assert_pngs_match_official, predict_seeded  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dcfm"
 DATA = Path(__file__).parent / "fixtures" / "gconet_plus" / "data"
@@ -204,14 +204,7 @@ def test_training_loss_matches_the_official_train_step(
 def test_predicted_pngs_within_one_grey_level_of_the_official_ones(
     seeded_state: dict, tmp_path: Path
 ) -> None:
-    checkpoint = tmp_path / "seeded.pth"
-    recipe = {"model": "dcfm", "size": SIZE}
-    torch.save(
-        {"model_name": "dcfm", "recipe": recipe, "model": seeded_state, "backbone": "seeded"}, checkpoint
-    )
-    summary = predict_datasets(
-        checkpoint, "dcfm", ["Tiny"], DATA, tmp_path / "preds", device="cpu", progress=False
-    )
+    summary = predict_seeded("dcfm", seeded_state, {"model": "dcfm", "size": SIZE}, DATA, tmp_path / "preds")
     assert_pngs_match_official(
         summary, tmp_path / "preds" / "dcfm" / "Tiny", FIXTURES / "official_png" / "Tiny", 5, 3
     )

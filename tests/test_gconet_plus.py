@@ -15,11 +15,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cosalbench import io  # noqa: E402
 from reference_models import gconet_plus  # noqa: E402
 from reference_models.data import GroupDataset, to_tensor_batch  # noqa: E402
-from reference_models.predict import load_checkpoint, predict_datasets, predict_images  # noqa: E402
+from reference_models.predict import load_checkpoint, predict_images  # noqa: E402
 from tests.name_seeded import name_seeded_state  # noqa: E402
+from tests.official_fixtures import assert_pngs_match_official, predict_seeded  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gconet_plus"
 DATA = FIXTURES / "data"
@@ -178,22 +178,11 @@ def test_training_loss_matches_the_official_train_step(official: dict) -> None:
 
 def test_predicted_pngs_within_one_grey_level_of_the_official_ones(tmp_path: Path) -> None:
     model = seeded_model(SMOOTH)
-    checkpoint = tmp_path / "seeded.pth"
     recipe = {"model": "gconet_plus", "size": SIZE, "backbone": "vgg16_bn", "num_classes": 291}
-    torch.save(
-        {"model_name": "gconet_plus", "recipe": recipe, "model": model.state_dict(), "backbone": "seeded"},
-        checkpoint,
+    summary = predict_seeded("gconet_plus", model.state_dict(), recipe, DATA, tmp_path / "preds")
+    assert_pngs_match_official(
+        summary, tmp_path / "preds" / "gconet_plus" / "Tiny", FIXTURES / "official_png" / "Tiny", 5, 3
     )
-    summary = predict_datasets(
-        checkpoint, "gconet_plus", ["Tiny"], DATA, tmp_path / "preds", device="cpu", progress=False
-    )
-    counts = summary["datasets"]["Tiny"]
-    assert (counts["images"], counts["maps"], counts["written"], counts["kept"]) == (5, 5, 5, 0)
-    for reference in sorted((FIXTURES / "official_png" / "Tiny" / "hopper").glob("*.png")):
-        ours = io.read_gray(tmp_path / "preds" / "gconet_plus" / "Tiny" / "hopper" / reference.name)
-        theirs = io.read_gray(reference)
-        assert ours.shape == theirs.shape
-        assert int(np.abs(ours.astype(int) - theirs.astype(int)).max()) <= 1
 
 
 def test_joint_batches_follow_the_release_loop(tmp_path: Path) -> None:

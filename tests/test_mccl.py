@@ -23,13 +23,12 @@ from reference_models import mccl  # noqa: E402
 from reference_models.data import GroupDataset, to_tensor_batch  # noqa: E402
 from reference_models.predict import (  # noqa: E402
     load_checkpoint,
-    predict_datasets,
     predict_images,
     to_original_size,
 )
 from reference_models.pvt import StochasticDepth  # noqa: E402
 from tests.name_seeded import name_seeded_state  # noqa: E402
-from tests.official_fixtures import assert_pngs_match_official, official_outputs  # noqa: E402
+from tests.official_fixtures import assert_pngs_match_official, official_outputs, predict_seeded  # noqa: E402
 from tests.official_fixtures import official_keys as read_official_keys  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mccl"
@@ -178,14 +177,8 @@ def test_a_foreign_checkpoint_is_refused(tmp_path: Path) -> None:
 
 
 def test_predict_end_to_end_writes_pngs_within_one_grey_level(seeded_state: dict, tmp_path: Path) -> None:
-    checkpoint = tmp_path / "seeded.pth"
     recipe = {"model": "mccl", "size": EVAL_SIZE, "backbone": "pvt_v2_b2"}
-    torch.save(
-        {"model_name": "mccl", "recipe": recipe, "model": seeded_state, "backbone": "seeded"}, checkpoint
-    )
-    summary = predict_datasets(
-        checkpoint, "mccl", ["Tiny"], DATA, tmp_path / "preds", device="cpu", progress=False
-    )
+    summary = predict_seeded("mccl", seeded_state, recipe, DATA, tmp_path / "preds")
     assert_pngs_match_official(
         summary, tmp_path / "preds" / "mccl" / "Tiny", FIXTURES / "official_png" / "Tiny", 5, 5
     )
