@@ -1,4 +1,4 @@
-"""Process pools for per-image work: one OpenCV thread per worker, safe to fork from any parent.
+"""Process pools for per-image work: one OpenCV and one BLAS thread per worker, safe to fork from any parent.
 
 Interruption is the parent's business. Workers ignore Ctrl-C (SIGINT) and a SIGTERM sent to the
 whole process group, so they never print tracebacks of their own; the parent, where the signal
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import cv2
+from threadpoolctl import threadpool_limits
 
 # the signals that stop a run: the parent turns them into exceptions, workers leave them to it
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -96,6 +97,7 @@ def _start_worker(stopping: Any) -> None:
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     cv2.setNumThreads(1)
+    threadpool_limits(1)  # BLAS too (a long np.dot would spin threads against the other workers)
 
 
 def _stop(pool: multiprocessing.pool.Pool, stopping: Any) -> None:

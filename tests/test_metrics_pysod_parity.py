@@ -392,3 +392,19 @@ def test_reading_and_resizing(tmp_path) -> None:
         protocol.score(grey, gt)
     with pytest.raises(CosalbenchError, match="unknown protocol"):
         get_protocol("matlab")
+
+
+@pytest.mark.parametrize("n_bins", [1, 2, 8, 100, 256, 300])
+def test_count_levels_counts_every_bin_and_level(n_bins: int) -> None:
+    """OpenCV's packed (bin << 8 | level) histogram and the bincount path count exactly what np.bincount does."""
+    from cosalbench.metrics.histogram import class_quadrant_index, count_levels
+
+    rng = np.random.default_rng(n_bins)
+    bins = rng.integers(0, n_bins, (45, 61))
+    index = class_quadrant_index(bins, n_bins, None)
+    for levels, n_levels in ((rng.integers(0, 256, bins.shape).astype(np.uint8), 256),
+                             (rng.integers(0, 65536, bins.shape).astype(np.uint16), 65536)):  # fmt: skip
+        expected = np.bincount((bins * n_levels + levels).ravel(), minlength=n_bins * n_levels)
+        assert np.array_equal(
+            count_levels(levels, index, n_bins, n_levels), expected.reshape(n_bins, n_levels)
+        )

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import py_sod_metrics as psm
 import pytest
+from scipy import ndimage
 
 from cosalbench.metrics.protocols import get_protocol
 from cosalbench.metrics.weighted_f import ground_terms, weighted_f
@@ -81,3 +82,74 @@ def test_one_ground_scores_many_predictions() -> None:
         assert weighted_f(other, values, ground) == pytest.approx(_reference(other, gt), abs=TOL)
     assert ground_terms(np.zeros((4, 4), bool)) is None
     assert weighted_f(pred, values, None, empty=float("nan")) != weighted_f(pred, values, None)
+
+
+def _masks(seed: int) -> list[np.ndarray]:
+    """Masks whose band pixels have ties, clusters, image borders and speckle (more than 16 clusters)."""
+    rng = np.random.default_rng(seed)
+    masks = []
+    for _ in range(12):
+        h, w = int(rng.integers(3, 70)), int(rng.integers(3, 70))
+        masks.append(rng.random((h, w)) < rng.uniform(0.005, 0.3))
+        lattice = np.zeros((h, w), bool)
+        lattice[
+            int(rng.integers(0, 3)) :: int(rng.integers(3, 9)),
+            int(rng.integers(0, 3)) :: int(rng.integers(3, 12)),
+        ] = True
+        masks.append(lattice)
+        blobs = np.zeros((h, w), np.uint8)
+        for _ in range(int(rng.integers(1, 5))):
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            cv2.ellipse(
+                blobs,
+                centre,
+                (int(rng.integers(1, w // 3 + 2)), int(rng.integers(1, h // 3 + 2))),
+                0,
+                0,
+                360,
+                1,
+                -1,
+            )
+        masks.append(blobs > 0)
+    return [mask for mask in masks if mask.any()]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_band_nearest_pixels_are_scipys_feature_transform(seed: int) -> None:
+    """Only background pixels within the filter's reach get a nearest foreground pixel, and it is the one
+    PySODMetrics' whole-image ``distance_transform_edt`` picks, ties included."""
+    for mask in _masks(seed):
+        ground = ground_terms(mask)
+        rows, cols = ndimage.distance_transform_edt(~mask, return_distances=False, return_indices=True)
+        reach = cv2.dilate(mask.view(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        assert np.array_equal(np.sort(ground.band), np.flatnonzero(reach & ~mask))
+        assert np.array_equal(ground.band_nearest, (rows * mask.shape[1] + cols).ravel()[ground.band])
+
+
+def test_windows_are_disjoint_and_cover_each_foreground_pixel_with_its_reach() -> None:
+    for mask in _masks(7):
+        ground = ground_terms(mask)
+        cover = np.zeros(mask.shape, int)
+        for window in ground.windows:
+            cover[window] += 1
+        assert cover.max() == 1
+        reach = cv2.dilate(mask.view(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        assert (cover[reach] == 1).all()
+        assert np.array_equal(np.sort(ground.fg), np.flatnonzero(mask))
+    two = np.zeros((40, 60), bool)
+    two[5:10, 5:10] = two[25:30, 40:50] = True
+    assert len(ground_terms(two).windows) == 2
+    speckle = np.zeros((90, 90), bool)
+    speckle[::9, ::9] = True  # 100 clusters: scored in one window
+    assert len(ground_terms(speckle).windows) == 1
+
+
+@pytest.mark.parametrize("shape", [(37, 52), (1000, 1100)])
+def test_importance_is_pysodmetrics_weight_of_scipys_distance(shape: tuple[int, int]) -> None:
+    """``2 - 0.5 ** (d / 5)`` on the background as PySODMetrics computes it, 0 on the foreground; the
+    second shape's diagonal (1487) is near the largest squared distance OpenCV's float32 gives exactly."""
+    mask = np.zeros(shape, bool)
+    mask[0, 0] = mask[shape[0] // 3, shape[1] // 5] = True
+    distance = ndimage.distance_transform_edt(~mask)
+    expected = np.where(mask, 0.0, 2 - np.exp(np.log(0.5) / 5 * distance)).ravel()
+    np.testing.assert_allclose(ground_terms(mask).importance, expected, rtol=0, atol=1e-15)
