@@ -396,7 +396,7 @@ def test_reading_and_resizing(tmp_path) -> None:
 
 @pytest.mark.parametrize("n_bins", [1, 2, 8, 100, 256, 300])
 def test_count_levels_counts_every_bin_and_level(n_bins: int) -> None:
-    """OpenCV's packed (bin << 8 | level) histogram and the bincount path count exactly what np.bincount does."""
+    """OpenCV's 2-D histogram and the bincount path count exactly what np.bincount does."""
     from cosalbench.metrics.histogram import class_quadrant_index, count_levels
 
     rng = np.random.default_rng(n_bins)

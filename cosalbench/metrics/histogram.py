@@ -18,9 +18,8 @@ _CV_EXACT_LIMIT = 1 << 24  # cv2.calcHist counts in float32: exact below 2**24 p
 def class_quadrant_index(gt_class: np.ndarray, n_classes: int, split: tuple[int, int] | None) -> np.ndarray:
     """Per-pixel bin ``class + n_classes * quadrant`` (quadrants as in :func:`level_histogram`).
 
-    It depends on the GT only, so it is computed once and reused for every prediction of that GT.
-    Up to 256 bins it is uint16 with the bin in the high byte (``bin << 8``), so an 8-bit level ORs
-    into the low byte and one 1-D OpenCV histogram counts every (bin, level) pair; else intp bins.
+    It depends on the GT only, so it is computed once and reused for every prediction of that GT; uint8
+    when the bins fit (OpenCV's fast 2-D histogram), else intp.
     """
     n_bins = (1 if split is None else 4) * n_classes
     index = gt_class.astype(np.uint8 if n_bins <= 256 else np.intp)
@@ -29,8 +28,6 @@ def class_quadrant_index(gt_class: np.ndarray, n_classes: int, split: tuple[int,
         index[:y, x:] += n_classes
         index[y:, :x] += 2 * n_classes
         index[y:, x:] += 3 * n_classes
-    if index.dtype == np.uint8:
-        return np.left_shift(index, 8, dtype=np.uint16)
     return index
 
 
@@ -41,12 +38,11 @@ def count_levels(
 
     ``dtype`` float64 holds every count exactly too, and saves the casts of later float arithmetic.
     """
-    if index.dtype == np.uint16:
-        if levels.dtype == np.uint8 and levels.size < _CV_EXACT_LIMIT:
-            keys = np.bitwise_or(index, levels)
-            hist = cv2.calcHist([keys], [0], None, [n_bins << 8], [0, n_bins << 8])
-            return hist.reshape(n_bins, 256).astype(dtype)[:, :n_levels]
-        index = np.right_shift(index, 8)
+    if levels.dtype == np.uint8 and index.dtype == np.uint8 and levels.size < _CV_EXACT_LIMIT:
+        hist = cv2.calcHist(
+            [index, np.ascontiguousarray(levels)], [0, 1], None, [n_bins, 256], [0, n_bins, 0, 256]
+        )
+        return hist.astype(dtype)[:, :n_levels]
     key = index.astype(np.intp)
     key *= n_levels
     key += levels
@@ -67,8 +63,7 @@ def level_histogram(
     ``[0, n_classes)`` (a bool mask works), both of the same 2-D shape. ``split=(y, x)`` cuts the image
     into rows ``[0, y)``/``[y, H)`` and columns ``[0, x)``/``[x, W)`` and returns ``(4, G, L)``;
     without it the result is ``(G, L)``. Counts are int64. 8-bit maps with few classes use OpenCV's
-    ``calcHist`` over ``level | (class + G * quadrant) << 8``; anything else one ``np.bincount`` over
-    ``level + L * (class + G * quadrant)``.
+    2-D ``calcHist``; anything else one ``np.bincount`` over ``level + L * (class + G * quadrant)``.
     """
     n_bins = (1 if split is None else 4) * n_classes
     counts = count_levels(levels, class_quadrant_index(gt_class, n_classes, split), n_bins, n_levels)
