@@ -22,6 +22,7 @@ from cosalbench.metrics.protocols import (
     Protocol,
     get_protocol,
 )
+from cosalbench.metrics.score_table import ScoreTable
 
 MEAN_KEYS = ("sm", "mae", "adpem", "adpfm", "adpfm_meanstd", "wfm")  # averaged as scalars
 """Scalars averaged over images; the others (max/mean F and E, AUC) come from the averaged curves."""
@@ -59,12 +60,23 @@ def _mean_curves(rows: Sequence[Mapping[str, Sequence[float]]], weights: np.ndar
     return curves
 
 
-def aggregate(scores: Sequence[ImageScores], protocol: Protocol) -> dict:
+def _table(scores: Sequence[ImageScores] | ScoreTable, protocol: Protocol) -> ScoreTable:
+    return scores if isinstance(scores, ScoreTable) else ScoreTable.of(scores, len(protocol.thresholds))
+
+
+def _table_mean(table: ScoreTable, key: str) -> float | None:
+    """Mean of one scalar over the table's rows; None when any row lacks it."""
+    values, defined = table.scalar(key)
+    return float(np.mean(values)) if defined.all() else None
+
+
+def aggregate(scores: Sequence[ImageScores] | ScoreTable, protocol: Protocol) -> dict:
     """Mean over the given images: ``{"metrics": {SCALAR_KEYS}, "curves": {"threshold", CURVE_KEYS}}``."""
-    if not scores:
+    table = _table(scores, protocol)
+    if not len(table):
         raise CosalbenchError(None, "no images to aggregate")
-    means = {key: _mean_scalar([row.scalars[key] for row in scores]) for key in MEAN_KEYS}
-    return _summarise(means, _mean_curves([row.curves for row in scores]), protocol)
+    means = {key: _table_mean(table, key) for key in MEAN_KEYS}
+    return _summarise(means, {key: np.mean(table.curve(key), axis=0) for key in CURVE_KEYS}, protocol)
 
 
 def _reduce_groups(groups: Mapping[str, Mapping], aggregation: str, protocol: Protocol) -> dict:
@@ -83,24 +95,27 @@ def _reduce_groups(groups: Mapping[str, Mapping], aggregation: str, protocol: Pr
     return _summarise(means, _mean_curves([entry["curves"] for entry in entries], weights), protocol)
 
 
-def aggregate_groups(scores: Sequence[ImageScores], groups: Sequence[str], protocol: Protocol) -> dict:
+def aggregate_groups(
+    scores: Sequence[ImageScores] | ScoreTable, groups: Sequence[str], protocol: Protocol
+) -> dict:
     """Flat and per-group aggregation of the same per-image rows (``groups[i]`` names image i's group).
 
     Returns ``{"image_mean": {...}, "group_mean": {...}, "groups": {g: {"n_images", "metrics", "curves"}}}``
     with groups sorted by name; per-group curves are the group's mean curves (without thresholds).
     """
-    if len(scores) != len(groups):
-        raise CosalbenchError(None, f"{len(scores)} score rows but {len(groups)} group names")
-    members: dict[str, list[ImageScores]] = {}
-    for row, group in zip(scores, groups, strict=True):
+    table = _table(scores, protocol)
+    if len(table) != len(groups):
+        raise CosalbenchError(None, f"{len(table)} score rows but {len(groups)} group names")
+    members: dict[str, list[int]] = {}
+    for row, group in enumerate(groups):
         members.setdefault(group, []).append(row)
     per_group = {}
     for name in sorted(members):
-        summary = aggregate(members[name], protocol)
+        summary = aggregate(table.take(np.array(members[name])), protocol)
         curves = {key: summary["curves"][key] for key in CURVE_KEYS}
         per_group[name] = {"n_images": len(members[name]), "metrics": summary["metrics"], "curves": curves}
     return {
-        "image_mean": aggregate(scores, protocol),
+        "image_mean": aggregate(table, protocol),
         "group_mean": _reduce_groups(per_group, "group_mean", protocol),
         "groups": per_group,
     }

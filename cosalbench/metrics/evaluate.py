@@ -41,7 +41,8 @@ from cosalbench.metrics.aggregate import aggregate_groups
 from cosalbench.metrics.allocator import keep_freed_memory
 from cosalbench.metrics.fingerprint import job_fingerprint, stored_fingerprint, write_fingerprint
 from cosalbench.metrics.ground_truth import GroundTruth, checked_ground_truth
-from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores, get_protocol
+from cosalbench.metrics.protocols import get_protocol
+from cosalbench.metrics.score_table import ScoreTable
 from cosalbench.parallel import process_pool
 from cosalbench.provenance import recorded_provenance
 from cosalbench.staging import check_output_folder, staged_outputs
@@ -303,15 +304,11 @@ def plan_evaluation(
 
 
 @dataclass(frozen=True)
-class _Packed:
-    """Scores of a chunk of pairs as a few arrays (cheap to pickle); NaN + ``False`` for undefined."""
+class _Chunk:
+    """Scores of a chunk of pairs: where each row goes, and the rows."""
 
     slots: np.ndarray  # (k, 2) int: (job index, pair index) of each row
-    scalars: np.ndarray  # (k, len(SCALAR_KEYS)) float64
-    scalar_defined: np.ndarray  # (k, len(SCALAR_KEYS)) bool
-    curves: np.ndarray  # (k, len(CURVE_KEYS), n_thresholds) float64
-    curve_defined: np.ndarray  # (k, len(CURVE_KEYS)) bool
-    confusion: np.ndarray | None  # (k, row length) FmeasureV2 rows, when asked for and defined
+    table: ScoreTable
 
 
 @dataclass(frozen=True)
@@ -336,46 +333,9 @@ def _read(reader: Any, path: str, *args: Any) -> np.ndarray:
         raise CosalbenchError(path, f"cannot read image ({exc})") from exc
 
 
-def _pack(slots: Sequence[tuple[int, int]], scores: Sequence[ImageScores], n_thresholds: int) -> _Packed:
-    k = len(scores)
-    scalars = np.full((k, len(SCALAR_KEYS)), np.nan)
-    scalar_defined = np.zeros((k, len(SCALAR_KEYS)), bool)
-    curves = np.full((k, len(CURVE_KEYS), n_thresholds), np.nan)
-    curve_defined = np.zeros((k, len(CURVE_KEYS)), bool)
-    for i, score in enumerate(scores):
-        for j, key in enumerate(SCALAR_KEYS):
-            value = score.scalars.get(key)
-            if value is not None:
-                scalars[i, j], scalar_defined[i, j] = value, True
-        for j, key in enumerate(CURVE_KEYS):
-            curve = score.curves.get(key)
-            if curve is not None:
-                curves[i, j], curve_defined[i, j] = curve, True
-    slot_array = np.array(slots, dtype=np.int64).reshape(k, 2)
-    rows = [score.confusion for score in scores]
-    confusion_rows = np.stack(rows) if rows and rows[0] is not None else None
-    return _Packed(slot_array, scalars, scalar_defined, curves, curve_defined, confusion_rows)
-
-
-def _unpack(packed: _Packed) -> list[ImageScores]:
-    return [
-        ImageScores(
-            scalars={
-                key: float(packed.scalars[i, j]) if packed.scalar_defined[i, j] else None
-                for j, key in enumerate(SCALAR_KEYS)
-            },
-            curves={
-                key: packed.curves[i, j] for j, key in enumerate(CURVE_KEYS) if packed.curve_defined[i, j]
-            },
-            confusion=None if packed.confusion is None else packed.confusion[i],
-        )
-        for i in range(len(packed.scalars))
-    ]
-
-
 def score_chunk(
     protocol: str, wfm: bool, chunk: Sequence[_ImageTask], measures: Sequence[str] = ()
-) -> _Packed | _Failure:
+) -> _Chunk | _Failure:
     """Decode and score ``[(gt_path, [(job, pair, pred_path), ...]), ...]`` with ``protocol``.
 
     Each GT is decoded and analysed once (:meth:`Protocol.prepare`) for all of its predictions; a bad
@@ -398,7 +358,7 @@ def score_chunk(
             scores += spec.score_many(maps, ground)
         except CosalbenchError as exc:  # a check names no file: it is the prediction's
             return _Failure(exc.path or pred_path, exc.problem, exc.hint)
-    return _pack(slots, scores, len(spec.thresholds))
+    return _Chunk(np.array(slots, dtype=np.int64).reshape(-1, 2), ScoreTable.of(scores, len(spec.thresholds)))
 
 
 @contextmanager
@@ -435,9 +395,9 @@ def score_jobs(
     workers: int,
     progress: bool,
     measures: Sequence[str] = (),
-) -> list[list[ImageScores]]:
-    """Scores of every pair of every job (in pair order), one GT pass for all jobs sharing a GT."""
-    scores: list[list[ImageScores | None]] = [[None] * len(job.pairs) for job in jobs]
+) -> list[ScoreTable]:
+    """The scores of every job (rows in pair order), one GT pass for all jobs sharing a GT."""
+    parts: list[list[tuple[np.ndarray, ScoreTable]]] = [[] for _ in jobs]
     task = functools.partial(score_chunk, protocol, wfm, measures=tuple(measures))
     for dataset in dict.fromkeys(job.dataset for job in jobs):
         members = [j for j, job in enumerate(jobs) if job.dataset == dataset]
@@ -446,20 +406,26 @@ def score_jobs(
         total = sum(len(jobs[j].pairs) for j in members)
         desc = f"{dataset} ({len(members)} method{'s' if len(members) > 1 else ''})"
         with tqdm(total=total, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
-            for packed in outputs:
-                if isinstance(packed, _Failure):
-                    raise CosalbenchError(packed.path, packed.problem, packed.hint)
-                for (member, index), score in zip(packed.slots.tolist(), _unpack(packed), strict=True):
-                    scores[members[member]][index] = score
-                bar.update(len(packed.slots))
-    return scores  # type: ignore[return-value]
+            for chunk in outputs:
+                if isinstance(chunk, _Failure):
+                    raise CosalbenchError(chunk.path, chunk.problem, chunk.hint)
+                for member in np.unique(chunk.slots[:, 0]).tolist():
+                    mine = np.flatnonzero(chunk.slots[:, 0] == member)
+                    parts[members[member]].append((chunk.slots[mine, 1], chunk.table.take(mine)))
+                bar.update(len(chunk.slots))
+    tables = []
+    for job, job_parts in zip(jobs, parts, strict=True):
+        order = np.argsort(np.concatenate([pairs for pairs, _ in job_parts]), kind="stable")
+        tables.append(ScoreTable.concat([table for _, table in job_parts]).take(order))
+        assert len(order) == len(job.pairs)
+    return tables
 
 
 def _confusion_summary(
-    groups: Sequence[str], scores: Sequence[ImageScores], measures: Sequence[str], n_thresholds: int
+    groups: Sequence[str], scores: ScoreTable, measures: Sequence[str], n_thresholds: int
 ) -> dict:
     """The opt-in FmeasureV2 measures of one job (all None where the protocol does not define them)."""
-    if scores[0].confusion is None:
+    if scores.confusion is None:
         undefined = dict.fromkeys(measures)
         return {
             "names": list(measures),
@@ -468,7 +434,7 @@ def _confusion_summary(
             "groups": {group: undefined for group in groups},
             "images": [undefined] * len(scores),
         }
-    rows = np.stack([score.confusion for score in scores])
+    rows = scores.confusion
     names = np.asarray(groups)
     return {
         "names": list(measures),
@@ -479,9 +445,7 @@ def _confusion_summary(
     }
 
 
-def _reduce(
-    job: Job, protocol: str, scores: list[ImageScores], measures: Sequence[str] = ()
-) -> results.Result:
+def _reduce(job: Job, protocol: str, scores: ScoreTable, measures: Sequence[str] = ()) -> results.Result:
     spec = get_protocol(protocol)
     groups = [pair.group for pair in job.pairs]
     aggregated = aggregate_groups(scores, groups, spec)
@@ -577,7 +541,7 @@ def run_plan(
                 reused.append(f"{job.method}/{job.dataset}")
     todo = [index for index, document in enumerate(documents) if document is None]
     jobs = [plan.jobs[index] for index in todo]
-    scores: list[list[ImageScores]] = []
+    scores: list[ScoreTable] = []
     if jobs:
         with _pool(workers) as pool:
             scores = score_jobs(jobs, protocol, wfm, pool, workers, progress, measures)
