@@ -81,9 +81,16 @@ def list_groups(folder: Path) -> list[str]:
 def _candidates(group_dir: Path, extensions: Iterable[str]) -> dict[str, list[Path]]:
     """Stem -> every non-system entry of ``group_dir`` named ``<stem>.<ext>`` (files or not), sorted."""
     wanted = {e.lower() for e in extensions}
+    group_dir = Path(group_dir)
+    if any(part in SYSTEM_DIR_NAMES for part in group_dir.parts):
+        return {}
     found: dict[str, list[Path]] = {}
-    for path in sorted(Path(group_dir).iterdir()):
-        if path.suffix.lower() in wanted and not is_system_file(path):
+    # is_system_file of each entry, its folder's part checked once above
+    for path in sorted(group_dir.iterdir(), key=lambda entry: entry.name):
+        name = path.name
+        if name in SYSTEM_FILE_NAMES or name in SYSTEM_DIR_NAMES or name.startswith("._"):
+            continue
+        if path.suffix.lower() in wanted:
             found.setdefault(path.stem, []).append(path)
     return dict(sorted(found.items()))
 
