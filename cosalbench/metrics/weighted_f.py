@@ -27,7 +27,6 @@ and each part only touches the pixels that can change the result:
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import cv2
@@ -215,19 +214,12 @@ def ground_terms(mask: np.ndarray) -> WeightedFGround | None:
     )
 
 
-_scratch = threading.local()
-
-
 def _values_image(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """``values[levels]`` as a contiguous float64 image the caller may overwrite. 8-bit maps are looked
-    up into one buffer per thread, reused while the image size stays the same (a fresh megabyte
-    costs its page faults again in every call)."""
-    if levels.dtype != np.uint8 or values.size != 256:
-        return np.ascontiguousarray(values[levels], dtype=np.float64)
-    buffer = getattr(_scratch, "image", None)
-    if buffer is None or buffer.shape != levels.shape:
-        buffer = _scratch.image = np.empty(levels.shape, np.float64)
-    return cv2.LUT(levels, values, dst=buffer)
+    """``values[levels]`` as a new contiguous float64 image (OpenCV's LUT for 8-bit maps: several times
+    faster than NumPy's indexing)."""
+    if levels.dtype == np.uint8 and values.size == 256:
+        return cv2.LUT(levels, values)
+    return np.ascontiguousarray(values[levels], dtype=np.float64)
 
 
 def weighted_f(
