@@ -83,7 +83,10 @@ class _Ring:
 
     def __init__(self, count: int, batch: int, size: int) -> None:
         image_bytes, mask_bytes = batch * size * size * 3, batch * size * size
-        self.memory = mmap.mmap(-1, max(1, count * (image_bytes + mask_bytes)))  # MAP_SHARED
+        # shared, so the workers forked later write where the trainer reads; populated now, so no
+        # slot's first batch pays a page fault per 4 KiB
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        self.memory = mmap.mmap(-1, max(1, count * (image_bytes + mask_bytes)), flags=flags)
         whole = torch.frombuffer(self.memory, dtype=torch.uint8)
         self.slots = [
             (
