@@ -109,12 +109,12 @@ def rate(make, plans: list[loader.BatchPlan]) -> tuple[float, float]:  # noqa: A
     return images / (time.perf_counter() - start), images / (cpu_seconds() - cpu)
 
 
-def worker_rate(entry: cache.ImageCache, plans: list[loader.BatchPlan], workers: int, augment: bool) -> dict:
-    """Steady-state images/s of ``share_batches`` batches arriving here (``device_batch`` applied here
+def stream_rate(entry: cache.ImageCache, plans: list[loader.BatchPlan], workers: int, augment: bool) -> dict:
+    """Steady-state images/s of ``share_batches`` batches arriving here (``workers`` 0: gathered here) (``device_batch`` applied here
     when ``augment``), after a first round over the ring's slots (whose time is returned as ``startup_s``),
     and the PSS of each worker near the end."""
     cpu, buffers = torch.device("cpu"), loader.BatchBuffers()
-    warm_up = workers * PREFETCH + 1  # every slot used once
+    warm_up = workers * PREFETCH + 1  # every slot used once (the one slot without workers)
     tick, used = time.perf_counter(), cpu_seconds()
     stream = loader.share_batches(entry, plans, workers, prefetch=PREFETCH)
     for index, batch in enumerate(stream):
@@ -144,10 +144,11 @@ def milliseconds(work) -> float:  # noqa: ANN001 -- a callable
 
 
 def breakdown(entry: cache.ImageCache, plan: loader.BatchPlan) -> dict[str, float]:
-    """Milliseconds of each step of the in-process path on one batch (see the module docstring)."""
+    """Milliseconds of the CPU-torch steps after the gather on one batch (see the module docstring)."""
     cpu, buffers = torch.device("cpu"), loader.BatchBuffers()
-    raw = next(iter(loader.share_batches(entry, [plan], 0, PREFETCH)))
-    held = {key: value.clone() for key, value in raw.items()}
+    held = {
+        key: value.clone() for key, value in next(iter(loader.share_batches(entry, [plan], 0, 1))).items()
+    }
     flat = {**held, "angles": torch.zeros_like(held["angles"])}
     count, size = len(plan.pairs), entry.masks.shape[-1]
     images, masks = torch.rand(count, 3, size, size) * 255, torch.rand(count, 1, size, size).round() * 255
@@ -159,14 +160,11 @@ def breakdown(entry: cache.ImageCache, plan: loader.BatchPlan) -> dict[str, floa
         F.grid_sample(masks, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
     out = [torch.empty(count, 3, size, size), torch.empty(count, 1, size, size)]
-    steps = {
-        "gather": milliseconds(lambda: next(iter(loader.share_batches(entry, [plan], 0, PREFETCH)))),
-        "flip/convert/normalise": milliseconds(lambda: loader.device_batch(flat, cpu, buffers)),
-        "device_batch (all of it)": milliseconds(lambda: loader.device_batch(held, cpu, buffers)),
-        "floor: write the float outputs once": milliseconds(lambda: [tensor.fill_(1.0) for tensor in out]),
-    }
+    steps = {"flip/convert/normalise": milliseconds(lambda: loader.device_batch(flat, cpu, buffers))}
     if bool(plan.angles.any()):
         steps["rotation (grid + 2 grid_sample)"] = milliseconds(rotate)
+    steps["device_batch (all of it)"] = milliseconds(lambda: loader.device_batch(held, cpu, buffers))
+    steps["floor: write the float outputs once"] = milliseconds(lambda: [tensor.fill_(1.0) for tensor in out])
     return steps
 
 
@@ -192,26 +190,23 @@ def measure(name: str, size: int, batches: int, workers: int, work: Path) -> dic
     for group, index in where:  # the previous path's in-memory decode, outside the timing
         dataset.image(group, index), dataset.mask(group, index)
     held = sum(array.nbytes for array in [*dataset._images.values(), *dataset._masks.values()])
-    cpu = torch.device("cpu")
-
-    buffers = loader.BatchBuffers()
-
-    def new(plan: loader.BatchPlan) -> None:
-        for batch in loader.share_batches(entry, [plan], 0, PREFETCH):  # as train.py with loader_workers 0
-            loader.device_batch(batch, cpu, buffers)
 
     before = rate(lambda plan: previous_batch(dataset, where, plan), plans)
-    inline = rate(new, plans)
+    inline = stream_rate(entry, streamed, 0, augment=True)  # as train.py with loader_workers 0
     pss = pss_mib()
-    pooled = worker_rate(entry, streamed, workers, augment=True)
-    host = worker_rate(entry, streamed, workers, augment=False)
+    gathered = stream_rate(entry, streamed, 0, augment=False)
+    pooled = stream_rate(entry, streamed, workers, augment=True)
+    host = stream_rate(entry, streamed, workers, augment=False)
     cached = entry.images.nbytes + entry.masks.nbytes
-    steps = breakdown(entry, plans[0])
+    steps = {
+        "gather (in-process)": 1e3 * len(plans[0].pairs) / gathered["img_s"],
+        **breakdown(entry, plans[0]),
+    }
     largest = max(len(plan.pairs) for plan in streamed)
     ring = (workers * PREFETCH + 1) * largest * size * size * 4  # uint8 RGB + mask per image and slot
     return {"model": name, "images": len(dataset), "batch": len(plans[0].pairs),
             "previous_img_s": before[0], "previous_img_cpu_s": before[1],
-            "inline_img_s": inline[0], "inline_img_cpu_s": inline[1],
+            "inline_img_s": inline["img_s"], "inline_img_cpu_s": inline["img_cpu_s"],
             "workers_img_s": pooled["img_s"], "workers_img_cpu_s": pooled["img_cpu_s"],
             "host_img_s": host["img_s"], "host_img_cpu_s": host["img_cpu_s"],
             "startup_s": pooled["startup_s"], "cache_build_s": build, "pss_mib": pss,

@@ -102,9 +102,14 @@ class _Ring:
         unpinned slots are only slower, a copy from pageable memory returns once it has read them)."""
         self.pinned = int(torch.cuda.cudart().cudaHostRegister(self.address, len(self.memory), 0)) == 0
 
-    def unpin(self) -> None:
+    def release(self) -> None:
+        """Called before a slot is written again: pinned, wait until the copies from it have read it."""
         if self.pinned:
-            torch.cuda.synchronize()  # no copy from the slots is left in flight
+            torch.cuda.synchronize()
+
+    def unpin(self) -> None:
+        self.release()
+        if self.pinned:
             torch.cuda.cudart().cudaHostUnregister(self.address)
             self.pinned = False
 
@@ -211,15 +216,34 @@ def share_batches(
     """
     if not plans:
         return
-    size = cache.masks.shape[-1]
     ahead = workers * max(1, prefetch)
-    ring = _Ring(ahead + 1 if workers else 1, max(len(plan.pairs) for plan in plans), size)
-    if not workers:
-        images, masks = ring.slots[0]
-        for plan in plans:
-            cache.gather_into(plan.pairs, plan.flips, images, masks)
-            yield ring.batch(0, plan)
-        return
+    ring = _Ring(ahead + 1 if workers else 1, max(len(plan.pairs) for plan in plans), cache.masks.shape[-1])
+    if pin:
+        ring.pin()
+    try:
+        yield from (
+            _gathered_by(cache, plans, ring, workers) if workers else _gathered_here(cache, plans, ring)
+        )
+    finally:
+        ring.unpin()
+
+
+def _gathered_here(
+    cache: ImageCache, plans: Sequence[BatchPlan], ring: _Ring
+) -> Iterator[dict[str, torch.Tensor]]:
+    """``share_batches`` without workers: each batch gathered into the ring's one slot when requested."""
+    images, masks = ring.slots[0]
+    for plan in plans:
+        cache.gather_into(plan.pairs, plan.flips, images, masks)
+        yield ring.batch(0, plan)
+        ring.release()
+
+
+def _gathered_by(
+    cache: ImageCache, plans: Sequence[BatchPlan], ring: _Ring, workers: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """``share_batches`` with ``workers`` processes, each sent ``(batch, slot)`` tasks round-robin as slots
+    come free (every slot but the one the trainer holds is being filled or waiting to be read)."""
     context = multiprocessing.get_context("fork")  # the ring and the cache's maps are inherited, not sent
     pipes = [context.Pipe() for _ in range(workers)]
     ends = [trainer for trainer, _ in pipes]
@@ -242,8 +266,6 @@ def share_batches(
         stop
     )  # a generator left suspended at exit: stop its workers before multiprocessing joins them
     try:
-        if pin:
-            ring.pin()
         free, slot_of, sent = list(range(len(ring.slots))), {}, 0
         for index, plan in enumerate(plans):
             while free and sent < len(plans):
@@ -252,13 +274,11 @@ def share_batches(
                 sent += 1
             _receive(ends[index % workers], processes[index % workers], index)
             yield ring.batch(slot_of[index], plan)
-            if ring.pinned:
-                torch.cuda.synchronize()  # the batch's copies to the device have read the slot
+            ring.release()
             free.append(slot_of.pop(index))
     finally:
         atexit.unregister(stop)
         stop()
-        ring.unpin()
 
 
 def rotation_grid(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -170,3 +172,37 @@ def test_device_batch_gives_the_old_formula_bit_for_bit_with_reused_buffers(rota
         assert made["images"].is_contiguous() and made["masks"].is_contiguous()
         assert torch.equal(made["images"], images) and torch.equal(made["masks"], masks)
         assert torch.equal(made["labels"], batch["labels"])
+
+
+ABANDONED = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+import numpy as np
+from reference_models import cache, loader
+entry = cache.ImageCache.open(Path(sys.argv[1]))
+plans = [loader.BatchPlan(np.arange(4) + k, np.zeros(4), np.zeros(4, bool), np.zeros(4, np.float32)) for k in range(20)]
+stream = loader.share_batches(entry, plans, workers=2, prefetch=1)
+next(stream)
+print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def gone(pid: int) -> bool:
+    """Exited: no process, or a zombie left for whoever adopted it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def test_workers_exit_when_their_trainer_is_killed(entry: cache.ImageCache) -> None:
+    result = subprocess.run([sys.executable, "-c", ABANDONED, str(entry.folder)], capture_output=True, text=True,
+                            timeout=60, check=False)  # fmt: skip
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    pids = [int(pid) for pid in result.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 10
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(gone(pid) for pid in pids)
