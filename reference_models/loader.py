@@ -8,9 +8,11 @@
    epoch, one per rank, and every round is one global optimizer step. An epoch of B batches that is
    not a multiple of W is padded with its first batches (``ddp_leftover: pad``: every batch is used) or
    cut (``drop``); the choice and the counts go into the run's summary.
-3. :func:`share_batches` gathers a rank's batches (uint8, from the memory-mapped :mod:`cache`) in torch
-   DataLoader worker processes; :func:`device_batch` moves one to the device and flips, rotates and
-   normalises the whole batch there with torch ops.
+3. :func:`share_batches` gathers a rank's batches (uint8, from the memory-mapped :mod:`cache`) in
+   worker processes straight into a ring of shared-memory slots and yields views of them (zero copy:
+   a batch is valid until the next one is requested); :func:`device_batch` copies one to the device
+   and flips, rotates and normalises the whole batch there with torch ops, into reusable
+   :class:`BatchBuffers`.
 """
 
 from __future__ import annotations
