@@ -264,9 +264,8 @@ def _gathered_by(
     for _, end in pipes:
         end.close()
     stop = functools.partial(_stop, processes, ends)
-    atexit.register(
-        stop
-    )  # a generator left suspended at exit: stop its workers before multiprocessing joins them
+    # a generator still suspended at exit: stop its workers before multiprocessing's exit joins them
+    atexit.register(stop)
     try:
         free, slot_of, sent = list(range(len(ring.slots))), {}, 0
         for index, plan in enumerate(plans):
