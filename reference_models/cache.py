@@ -65,29 +65,30 @@ class ImageCache:
         return cls(folder, images, masks, index["image_row"], index["original_sizes"])
 
     @cached_property
-    def _tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Torch views of the read-only memory maps (never written through: torch warns that they could be)."""
+    def _torch_images(self) -> torch.Tensor:
+        """A torch view of the read-only images map (never written through: torch warns it could be)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return torch.from_numpy(self.images), torch.from_numpy(self.masks)
+            return torch.from_numpy(self.images)
 
     def gather_into(
         self, pairs: np.ndarray, flips: np.ndarray | None, images: torch.Tensor, masks: torch.Tensor
     ) -> None:
         """Copy the given pairs' images and masks into the first ``len(pairs)`` rows of the uint8 tensors
         ``images [>= n, S, S, 3]`` and ``masks [>= n, S, S]``, those flagged in ``flips`` mirrored
-        left-right while they are copied (no pass of their own; torch's flip, as NumPy's reversed copy of
-        3-byte pixels is ten times slower)."""
-        source_images, source_masks = self._tensors
+        left-right while they are copied (no pass of their own). NumPy copies all but the flipped
+        images, which torch's flip copies (NumPy's reversed copy of 3-byte pixels is ten times slower),
+        so few torch ops wait on a busy CPU's second thread."""
+        image_rows, mask_rows = images.numpy(), masks.numpy()
         flags = [False] * len(pairs) if flips is None else flips.tolist()
         rows = self.image_row[pairs].tolist()
         for index, (pair, row, flip) in enumerate(zip(pairs.tolist(), rows, flags, strict=True)):
             if flip:
-                images[index].copy_(source_images[row].flip(1))
-                masks[index].copy_(source_masks[pair].flip(1))
+                images[index].copy_(self._torch_images[row].flip(1))
+                mask_rows[index] = self.masks[pair, :, ::-1]
             else:
-                images[index].copy_(source_images[row])
-                masks[index].copy_(source_masks[pair])
+                image_rows[index] = self.images[row]
+                mask_rows[index] = self.masks[pair]
 
     def gather(self, pairs: np.ndarray, flips: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images ``[n, S, S, 3]`` and masks ``[n, S, S]`` of the given pair indices (new arrays),
