@@ -328,7 +328,11 @@ class BatchBuffers:
         return flat[:size].view(shape)
 
 
-CPU_CHUNK = 8  # images per pass on the CPU: convert, clamp and normalise while they are in the cache
+# images per pass on a one-thread CPU: convert, clamp and normalise each chunk while it is in the cache
+# (half the time of whole-batch passes). With more torch threads every op waits for all of them, and a
+# chunk's op is too short to hide one descheduled by other load (8x slower on a busy 2-core machine):
+# there, and on GPUs, the whole batch is one pass per operation.
+CPU_CHUNK = 8
 
 
 def _convert(
@@ -394,7 +398,8 @@ def device_batch(
     raw_images = batch["images"].to(device, non_blocking=True)
     raw_masks = batch["masks"].to(device, non_blocking=True)[..., None]
     height, width = raw_images.shape[1:3]
-    chunk = CPU_CHUNK if torch.device(device).type == "cpu" else max(1, count)
+    single = torch.device(device).type == "cpu" and torch.get_num_threads() == 1
+    chunk = CPU_CHUNK if single else max(1, count)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255.0
     if everything:  # grid_sample reads any layout: convert keeping the uint8 channels-last order

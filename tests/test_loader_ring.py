@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -155,11 +156,21 @@ def old_formula(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
     return images.sub_(mean).div_(std), masks.div_(255.0)
 
 
+@pytest.fixture(params=[1, 2], ids=["1 thread (chunked)", "2 threads (whole batch)"])
+def threads(request: pytest.FixtureRequest) -> Iterator[int]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("rotated", [False, True])
-def test_device_batch_gives_the_old_formula_bit_for_bit_with_reused_buffers(rotated: bool) -> None:
+def test_device_batch_gives_the_old_formula_bit_for_bit_with_reused_buffers(
+    rotated: bool, threads: int
+) -> None:
     generator = torch.Generator().manual_seed(3)
     buffers = loader.BatchBuffers()
-    for count in (19, 6, 19):  # grow, shrink inside the buffers, grow back: a chunk boundary mid-batch
+    for count in (19, 6, 19):  # grow, shrink inside the buffers, grow back; chunks of 8 end mid-batch
         batch = {
             "images": torch.randint(0, 256, (count, 24, 24, 3), dtype=torch.uint8, generator=generator),
             "masks": torch.randint(0, 2, (count, 24, 24), dtype=torch.uint8, generator=generator) * 255,
