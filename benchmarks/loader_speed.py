@@ -16,17 +16,22 @@ RCGS: flip p=0.5).
 * host delivery: the worker processes' uint8 batches arriving in the measuring process (zero copy:
   views of the slots), nothing else -- what feeds a GPU, whose ``device_batch`` runs on the device.
 
-Worker rates are steady state: counted from the batch after every slot of the ring has been used
-once (starting the workers and that first round is printed apart, as "start"). Then, for the
-in-process path, where the CPU time of one batch goes: the gather, flip/convert/normalise (the
-batch's ``device_batch`` with its angles set to 0), the rotation (``rotation_grid`` and the two
-``grid_sample`` calls, bilinear images and nearest masks, on float batches), and a floor: writing the
-float outputs once (``fill_``), the least any CPU path must do. Memory: the proportional set size
+The new paths stream ``max(4 x --batches, 20)`` batches after a first round over the ring's slots:
+their wall rates are steady state, counted after every slot has been used once (starting the workers
+and that first round is printed apart, as "start"); the previous path runs ``--batches`` batches.
+Then, for the in-process path, where the time of one batch goes: the gather (``share_batches``
+without workers, alone), flip/convert/normalise (the batch's ``device_batch`` with its angles set to
+0), the rotation (``rotation_grid`` and the two ``grid_sample`` calls, bilinear images and nearest
+masks, on float batches), all of ``device_batch``, and a floor: writing the float outputs once
+(``fill_``), the least any CPU path must do. Memory: the proportional set size
 (PSS) of each process, which counts shared pages (the cache and the slots) once per machine divided
 among the processes mapping them; the previous path held its own copy of the decoded set in every
-rank. Each rate is also given per CPU-second (this process and its worker processes together), which
-other load on the machine disturbs much less than wall time; on a shared machine compare the ratios
-within one run. Run::
+rank. Each rate is also given per CPU-second (this process and its worker processes together, over
+the whole stream, start included), which other load on the machine disturbs less than wall time; on
+a shared machine compare the ratios within one run. With several torch threads on a busy machine
+every torch op waits for a descheduled thread (the CPU-torch augmentation then runs several times
+slower, per CPU-second too, as the waiting threads spin): ``--threads 1`` measures it without that.
+Run::
 
     python benchmarks/loader_speed.py [--batches 6] [--size 224] [--workers 2] [--threads N]
 """
