@@ -327,7 +327,7 @@ def rotation_grid(
 class BatchBuffers:
     """The tensors :func:`device_batch` writes, kept from one call to the next (by name, grown to the
     largest batch): a batch made with them is valid until the next call with the same buffers. On the
-    CPU a fresh batch-sized tensor costs a page fault per 4 KiB (a third of the conversion's time);
+    CPU a fresh batch-sized tensor costs a page fault per 4 KiB (a third to a half of the conversion);
     on a GPU the caching allocator reuses memory anyway, and stream order keeps reuse safe."""
 
     def __init__(self) -> None:
