@@ -405,6 +405,7 @@ def _train(
     losses: list[float] = []
     images_seen, started = 0, time.perf_counter()
     pin = device.type == "cuda"
+    buffers = loader.BatchBuffers()  # each step's batch overwrites the previous one's tensors
     epoch_shape: dict[str, int] = {}
     bar = tqdm(
         total=max_steps,
@@ -426,7 +427,7 @@ def _train(
                 position += 1
                 lr = set_learning_rate(optimizer, cfg, epoch, step)
                 tick = time.perf_counter()
-                batch = loader.device_batch(batch, device) if images is not None else batch
+                batch = loader.device_batch(batch, device, buffers) if images is not None else batch
                 with autocast(device, cfg["amp"]):
                     parts = module.training_loss(runner, batch, cfg)
                 loss = parts["loss"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,11 @@ def test_rank_shares_cover_the_epoch_and_count_global_steps() -> None:
     assert loader.rank_share(4, 1, 0) == [0, 1, 2, 3]
 
 
+def kept(stream: Iterator[dict[str, torch.Tensor]]) -> list[dict[str, torch.Tensor]]:
+    """Copies of a loader stream's batches (each yielded batch is a view of its slot until the next one)."""
+    return [{key: value.clone() for key, value in batch.items()} for batch in stream]
+
+
 def test_worker_processes_deliver_the_same_batches(dataset: GroupDataset, tmp_path: Path) -> None:
     entry = cache.open_or_build(dataset, tmp_path, workers=1, progress=False)
     cfg = {"seed": 3, "group_size": 4, "augment": True, "flip_p": 0.5, "max_angle": 90.0}
@@ -120,8 +126,8 @@ def test_worker_processes_deliver_the_same_batches(dataset: GroupDataset, tmp_pa
         np.array_equal(a.pairs, b.pairs) and np.array_equal(a.angles, b.angles)
         for a, b in zip(plans, again, strict=True)
     )
-    inline = list(loader.share_batches(entry, plans, workers=0, prefetch=1))
-    workers = list(loader.share_batches(entry, plans, workers=2, prefetch=1))
+    inline = kept(loader.share_batches(entry, plans, workers=0, prefetch=1))
+    workers = kept(loader.share_batches(entry, plans, workers=2, prefetch=1))
     assert len(inline) == len(workers) == 4
     for a, b in zip(inline, workers, strict=True):
         assert all(torch.equal(a[key], b[key]) for key in a)
