@@ -344,20 +344,31 @@ def score_chunk(
     keep_freed_memory()
     spec = get_protocol(protocol)
     handlers = confusion.handlers_of(measures)
-    slots, scores = [], []
+    # every file of the chunk is decoded first: back to back, the decoder keeps its working set in the
+    # caches (decoding between scoring costs about a tenth more)
+    decoded = []
     for gt_path, preds in chunk:
-        pred_path = preds[0][2]
+        path = gt_path
         try:
-            gt = _read(spec.read_gt, gt_path)
-            ground = spec.prepare(gt, wfm=wfm, confusion=handlers)
+            gt = _read(spec.read_gt, path)
             maps = []
-            for job, index, pred_path in preds:
-                maps.append(_read(spec.read_pred, pred_path, gt.shape[:2]))
-                spec.check_prediction(maps[-1], ground)
+            for _, _, path in preds:
+                maps.append(_read(spec.read_pred, path, gt.shape[:2]))
+        except CosalbenchError as exc:
+            return _Failure(exc.path or path, exc.problem, exc.hint)
+        decoded.append((gt, maps))
+    slots, scores = [], []
+    for (_, preds), (gt, maps) in zip(chunk, decoded, strict=True):
+        checked = preds[0][2]
+        try:
+            ground = spec.prepare(gt, wfm=wfm, confusion=handlers)
+            for (job, index, path), pred in zip(preds, maps, strict=True):
+                checked = path
+                spec.check_prediction(pred, ground)
                 slots.append((job, index))
             scores += spec.score_many(maps, ground)
         except CosalbenchError as exc:  # a check names no file: it is the prediction's
-            return _Failure(exc.path or pred_path, exc.problem, exc.hint)
+            return _Failure(exc.path or checked, exc.problem, exc.hint)
     return _Chunk(np.array(slots, dtype=np.int64).reshape(-1, 2), ScoreTable.of(scores, len(spec.thresholds)))
 
 
