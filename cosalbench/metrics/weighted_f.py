@@ -7,11 +7,10 @@ and each part only touches the pixels that can change the result:
 * :func:`ground_terms` (once per GT). The foreground is cut into clusters along empty bands of rows
   and columns (an XY-cut), each with a *window*: its bounding box grown by the filter radius (3).
   Only background pixels of the *band* (within 3 pixels of the foreground, in either axis) reach a
-  foreground pixel through the filter, so only they need their nearest foreground pixel: scipy's
-  feature transform of the window grown by 4 more pixels (every pixel within 3 * sqrt(2) of a band
-  pixel), which breaks ties between equally near pixels exactly as PySODMetrics'
-  ``distance_transform_edt`` of the whole image does (the nearest pixel in the leftmost column,
-  then the upper one: the crop holds every candidate, and the rule does not depend on the rest).
+  foreground pixel through the filter, so only they need their nearest foreground pixel: the first
+  foreground pixel among the offsets at most 3 * sqrt(2) away, tried nearest first, then leftmost
+  column, then upper row, which is how PySODMetrics' ``distance_transform_edt`` of the whole image
+  (scipy's feature transform) breaks ties between equally near pixels.
   Every background pixel also gets the importance weight ``2 - 0.5 ** (d / 5)`` (``d`` exact:
   OpenCV's precise distance, squared, rounded to the integer it is and square-rooted in float64
   as scipy does).
