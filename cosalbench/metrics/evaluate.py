@@ -427,8 +427,8 @@ def score_jobs(
     tables = []
     for job, job_parts in zip(jobs, parts, strict=True):
         order = np.argsort(np.concatenate([pairs for pairs, _ in job_parts]), kind="stable")
+        assert len(order) == len(job.pairs), "every pair of the job is scored once"
         tables.append(ScoreTable.concat([table for _, table in job_parts]).take(order))
-        assert len(order) == len(job.pairs)
     return tables
 
 

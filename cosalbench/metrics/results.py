@@ -105,10 +105,7 @@ def image_rows(keys: Sequence[tuple[str, str]], table: ScoreTable) -> list[list[
     for j in range(len(SCALAR_KEYS)):
         values, defined = table.scalars[:, j].tolist(), table.scalar_defined[:, j].tolist()
         columns.append(
-            [
-                ("NaN" if value != value else repr(value)) if known else ""  # value != value: NaN
-                for value, known in zip(values, defined, strict=True)
-            ]
+            [_csv_cell(value if known else None) for value, known in zip(values, defined, strict=True)]
         )
     return [[group, stem, *cells] for (group, stem), *cells in zip(keys, *columns, strict=True)]
 
