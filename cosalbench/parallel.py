@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,18 +33,15 @@ def available_cpus() -> int:
 
 
 @contextmanager
-def _single_threaded_opencv() -> Iterator[None]:
-    """Run the block with OpenCV's thread pool stopped, then restore its previous size.
-
-    A child forked while the parent's OpenCV thread pool runs inherits its locked state and can hang
-    on its first OpenCV call; forked inside this block it starts with no OpenCV threads.
-    """
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
+def threads_set(get: Callable[[], int], set_threads: Callable[[int], None], count: int = 1) -> Iterator[None]:
+    """Run the block with a library's thread pool at ``count`` threads (``get``/``set_threads``: its
+    accessors, e.g. ``cv2.getNumThreads``/``cv2.setNumThreads``), then restore its previous size."""
+    previous = get()
+    set_threads(count)
     try:
         yield
     finally:
-        cv2.setNumThreads(previous)
+        set_threads(previous)
 
 
 @contextmanager
@@ -132,7 +129,9 @@ def process_pool(workers: int) -> Iterator[multiprocessing.pool.Pool]:
     stopping = context.Value("b", 0, lock=False)
     pool = None
     try:
-        with stop_signals_deferred(), _single_threaded_opencv():
+        # a child forked while the parent's OpenCV thread pool runs inherits its locked state and can
+        # hang on its first OpenCV call; forked with the pool stopped it starts with no OpenCV threads
+        with stop_signals_deferred(), threads_set(cv2.getNumThreads, cv2.setNumThreads):
             pool = context.Pool(workers, initializer=_start_worker, initargs=(stopping,))
         yield pool
     finally:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cosalbench.parallel import threads_set
 from reference_models.cache import ImageCache
 from reference_models.data import IMAGENET_MEAN, IMAGENET_STD, GroupDataset
 
@@ -236,23 +237,13 @@ def _gathered_here(
     """``share_batches`` without workers: each batch gathered into the ring's one slot when requested."""
     images, masks = ring.slots[0]
     for plan in plans:
-        with _one_torch_thread():
+        # one torch thread, as in a worker: the gather is a series of short memory-bound copies, each of
+        # which would otherwise wait for every intra-op thread (and on a busy CPU for one that is
+        # descheduled: 30x slower on the shared 2-core machine)
+        with threads_set(torch.get_num_threads, torch.set_num_threads):
             cache.gather_into(plan.pairs, plan.flips, images, masks)
         yield ring.batch(0, plan)
         ring.release()
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Torch ops on one thread meanwhile, as in a worker: the gather is a series of short memory-bound
-    copies, each of which would otherwise wait for every intra-op thread (and on a busy CPU for one
-    that is descheduled: 30x slower on the shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _gathered_by(
