@@ -357,7 +357,7 @@ def score_chunk(
         except CosalbenchError as exc:
             return _Failure(exc.path or path, exc.problem, exc.hint)
         decoded.append((gt, maps))
-    slots, scores = [], []
+    slots, items = [], []
     for (_, preds), (gt, maps) in zip(chunk, decoded, strict=True):
         checked = preds[0][2]
         try:
@@ -366,10 +366,11 @@ def score_chunk(
                 checked = path
                 spec.check_prediction(pred, ground)
                 slots.append((job, index))
-            scores += spec.score_many(maps, ground)
         except CosalbenchError as exc:  # a check names no file: it is the prediction's
             return _Failure(exc.path or checked, exc.problem, exc.hint)
-    return _Chunk(np.array(slots, dtype=np.int64).reshape(-1, 2), ScoreTable.of(scores, len(spec.thresholds)))
+        items.append((maps, ground))
+    # the whole chunk in one call: the per-level arithmetic is vectorised across its GTs too
+    return _Chunk(np.array(slots, dtype=np.int64).reshape(-1, 2), spec.score_tables(items))
 
 
 @contextmanager
@@ -408,7 +409,8 @@ def score_jobs(
     measures: Sequence[str] = (),
 ) -> list[ScoreTable]:
     """The scores of every job (rows in pair order), one GT pass for all jobs sharing a GT."""
-    parts: list[list[tuple[np.ndarray, ScoreTable]]] = [[] for _ in jobs]
+    tables: list[ScoreTable | None] = [None] * len(jobs)
+    filled = [np.zeros(len(job.pairs), bool) for job in jobs]
     task = functools.partial(score_chunk, protocol, wfm, measures=tuple(measures))
     for dataset in dict.fromkeys(job.dataset for job in jobs):
         members = [j for j, job in enumerate(jobs) if job.dataset == dataset]
@@ -422,14 +424,14 @@ def score_jobs(
                     raise CosalbenchError(chunk.path, chunk.problem, chunk.hint)
                 for member in np.unique(chunk.slots[:, 0]).tolist():
                     mine = np.flatnonzero(chunk.slots[:, 0] == member)
-                    parts[members[member]].append((chunk.slots[mine, 1], chunk.table.take(mine)))
+                    job, rows = members[member], chunk.slots[mine, 1]
+                    if tables[job] is None:
+                        tables[job] = ScoreTable.empty(len(jobs[job].pairs), chunk.table)
+                    tables[job].assign(rows, chunk.table.take(mine))
+                    filled[job][rows] = True
                 bar.update(len(chunk.slots))
-    tables = []
-    for job, job_parts in zip(jobs, parts, strict=True):
-        order = np.argsort(np.concatenate([pairs for pairs, _ in job_parts]), kind="stable")
-        assert len(order) == len(job.pairs), "every pair of the job is scored once"
-        tables.append(ScoreTable.concat([table for _, table in job_parts]).take(order))
-    return tables
+    assert all(done.all() for done in filled), "every pair of every job is scored"
+    return tables  # type: ignore[return-value]
 
 
 def _confusion_summary(

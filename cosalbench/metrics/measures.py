@@ -8,7 +8,7 @@ strict or non-strict binarisation, soft or binary GT) and call these helpers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,24 +17,27 @@ BETA2 = 0.3  # beta^2 of the F-measure in every SOD/CoSOD convention
 
 
 def precision_recall_f(
-    tp: np.ndarray, positives: np.ndarray, n_fg: int, beta2: float = BETA2
+    tp: np.ndarray, positives: np.ndarray, n_fg: int | np.ndarray, beta2: float = BETA2
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall and F-beta per binarisation (PySODMetrics/Matlab semantics, float64).
 
-    Precision is 0 without positives, recall 0 without GT foreground, F 0 when P*R is 0.
+    Precision is 0 without positives, recall 0 without GT foreground, F 0 when P*R is 0. ``n_fg``
+    broadcasts against ``tp`` (e.g. ``(M, 1)``: one GT per row).
     """
     precision = tp / np.where(positives == 0, 1, positives)
-    recall = tp / max(n_fg, 1)
+    recall = tp / np.maximum(n_fg, 1)
     numerator = (1 + beta2) * precision * recall
     denominator = np.where(numerator == 0, 1, beta2 * precision + recall)
     return precision, recall, numerator / denominator
 
 
-def roc_rates(tp: np.ndarray, fp: np.ndarray, n_fg: int, n_bg: int) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positive rates; a rate whose denominator is 0 is 0."""
-    tpr = tp / n_fg if n_fg else np.zeros(np.shape(tp))
-    fpr = fp / n_bg if n_bg else np.zeros(np.shape(fp))
-    return np.asarray(tpr, dtype=np.float64), np.asarray(fpr, dtype=np.float64)
+def roc_rates(
+    tp: np.ndarray, fp: np.ndarray, n_fg: int | np.ndarray, n_bg: int | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positive rates; a rate whose denominator is 0 is 0 (denominators broadcast)."""
+    tpr = np.where(np.greater(n_fg, 0), tp / np.maximum(n_fg, 1), 0.0)
+    fpr = np.where(np.greater(n_bg, 0), fp / np.maximum(n_bg, 1), 0.0)
+    return tpr.astype(np.float64, copy=False), fpr.astype(np.float64, copy=False)
 
 
 def _enhanced(a: np.ndarray | float, b: np.ndarray | float, eps: float) -> np.ndarray:
@@ -43,28 +46,28 @@ def _enhanced(a: np.ndarray | float, b: np.ndarray | float, eps: float) -> np.nd
     return (align + 1) ** 2 / 4
 
 
-def e_measure_binary(tp: np.ndarray, fp: np.ndarray, n_fg: int, n: int) -> np.ndarray:
+def e_measure_binary(
+    tp: np.ndarray, fp: np.ndarray, n_fg: int | np.ndarray, n: int | np.ndarray
+) -> np.ndarray:
     """E-measure of binarisations against a binary GT, by counts (PySODMetrics/Fan closed form).
 
     Empty GT: fraction of negatives; full GT: fraction of positives; both over ``n - 1 + eps``.
     Otherwise the four (prediction, GT) cases TP, FP, FN, TN are summed in that order, as PySOD does.
+    ``n_fg`` and ``n`` broadcast against ``tp`` (e.g. ``(M, 1)``: one GT per row).
     """
     tp = np.asarray(tp)
+    n_fg, n, _ = np.broadcast_arrays(np.asarray(n_fg, dtype=np.float64), np.asarray(n, dtype=np.float64), tp)
     positives = tp + fp
-    if n_fg == 0:
-        total = n - positives
-    elif n_fg == n:
-        total = positives
-    else:
-        fn = n_fg - tp
-        counts = np.stack([tp, fp, fn, (n - positives) - fn])
-        mean_pred = positives / n
-        pred_fg, pred_bg = 1 - mean_pred, 0 - mean_pred
-        mean_gt = n_fg / n
-        gt_fg, gt_bg = 1 - mean_gt, 0 - mean_gt
-        pred = np.stack([pred_fg, pred_fg, pred_bg, pred_bg])
-        gt = np.array([gt_fg, gt_bg, gt_fg, gt_bg]).reshape((4,) + (1,) * tp.ndim)
-        total = (_enhanced(pred, gt, MATLAB_EPS) * counts).sum(axis=0)
+    fn = n_fg - tp
+    counts = np.stack([tp, fp, fn, (n - positives) - fn])
+    mean_pred = positives / n
+    pred_fg, pred_bg = 1 - mean_pred, 0 - mean_pred
+    mean_gt = n_fg / n
+    gt_fg, gt_bg = 1 - mean_gt, 0 - mean_gt
+    pred = np.stack([pred_fg, pred_fg, pred_bg, pred_bg])
+    gt = np.stack([gt_fg, gt_bg, gt_fg, gt_bg])
+    total = (_enhanced(pred, gt, MATLAB_EPS) * counts).sum(axis=0)
+    total = np.where(n_fg == 0, n - positives, np.where(n_fg == n, positives, total))
     return total / (n - 1 + MATLAB_EPS)
 
 
@@ -183,42 +186,54 @@ def _region_scores(
     return total
 
 
+def _quadrant_weights(shape: tuple[int, int], split: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Area fractions of the four quadrants (left-top, right-top, left-bottom, right-bottom)."""
+    h, w = shape
+    area = h * w
+    y_split, x_split = split
+    w_lt = x_split * y_split / area
+    w_rt = y_split * (w - x_split) / area
+    w_lb = (h - y_split) * x_split / area
+    return w_lt, w_rt, w_lb, 1 - w_lt - w_rt - w_lb
+
+
 def s_measures(
     quadrants: np.ndarray,
     values: np.ndarray,
-    shape: tuple[int, int],
-    split: tuple[int, int],
+    shapes: Sequence[tuple[int, int]],
+    splits: Sequence[tuple[int, int]],
     *,
     eps: float = MATLAB_EPS,
     single_std: float = 0.0,
     constant_mean: Callable[[int, int], float] | None = None,
     alpha: float = 0.5,
 ) -> np.ndarray:
-    """Structure measures of M predictions of one binary GT, ``(M,)`` float64.
+    """Structure measures of M predictions, each of its own binary GT, ``(M,)`` float64.
 
     ``quadrants`` holds ``(M, 4, 2, L)`` prediction x quadrant x (bg, fg) x level counts, ``values``
-    ``(M, L)`` the normalised value of each level for each prediction, ``split=(Y, X)`` the quadrant
-    corner (rows ``[0, Y)`` and columns ``[0, X)`` form the left-top quadrant). ``constant_mean(m, q)``
-    supplies the reference's own mean for quadrant ``q`` of prediction ``m`` when it is constant (its
-    floating-point mean decides whether SSIM is 1 or 0 there); by default the exact level value is used.
-    The caller handles the all-background/all-foreground GT cases.
+    ``(M, L)`` the normalised value of each level for each prediction, ``shapes[m]`` the image shape of
+    prediction ``m`` and ``splits[m] = (Y, X)`` its GT's quadrant corner (rows ``[0, Y)`` and columns
+    ``[0, X)`` form the left-top quadrant). ``constant_mean(m, q)`` supplies the reference's own mean for
+    quadrant ``q`` of prediction ``m`` when it is constant (its floating-point mean decides whether SSIM
+    is 1 or 0 there); by default the exact level value is used. The caller handles the
+    all-background/all-foreground GT cases.
     """
-    h, w = shape
-    area = h * w
-    y_split, x_split = split
     totals = quadrants[:, 0] + quadrants[:, 1]  # (M, 2, L)
     totals += quadrants[:, 2]
     totals += quadrants[:, 3]
-    n_fg = int(totals[0, 1].sum())
-    gt_mean = n_fg / area
+    area = np.array([h * w for h, w in shapes], dtype=np.float64)
+    gt_mean = totals[:, 1].sum(axis=-1) / area  # exact counts over exact areas
     fg_score = _object_scores(totals[:, 1], values, eps, single_std) * gt_mean
     bg_score = _object_scores(totals[:, 0], 1 - values, eps, single_std) * (1 - gt_mean)
     object_score = fg_score + bg_score
 
-    w_lt = x_split * y_split / area
-    w_rt = y_split * (w - x_split) / area
-    w_lb = (h - y_split) * x_split / area
-    weights = np.array([w_lt, w_rt, w_lb, 1 - w_lt - w_rt - w_lb])
+    by_gt: dict[tuple, tuple[float, ...]] = {}
+    weights = np.array(
+        [
+            by_gt.setdefault((shape, split), _quadrant_weights(shape, split))
+            for shape, split in zip(shapes, splits, strict=True)
+        ]
+    )
     level_counts = quadrants[:, :, 0] + quadrants[:, :, 1]  # (M, 4, L)
     present = level_counts > 0
     means = {}
@@ -248,7 +263,7 @@ def s_measure(
     """
     override = None if constant_mean is None else (lambda row, quadrant: constant_mean(quadrant))
     scores = s_measures(
-        quadrants[None], np.asarray(values)[None], shape, split, constant_mean=override, **options
+        quadrants[None], np.asarray(values)[None], [shape], [split], constant_mean=override, **options
     )
     return float(scores[0])
 

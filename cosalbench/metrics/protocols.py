@@ -33,32 +33,11 @@ from cosalbench.metrics.histogram import (
     tail_sums,
     threshold_cuts,
 )
+from cosalbench.metrics.score_table import CURVE_KEYS, SCALAR_KEYS, ImageScores, ScoreTable
 
 PROTOCOLS = ("pysodmetrics", "eval-co-sod", "cosal-matlab")
-SCALAR_KEYS = (
-    "sm",
-    "mae",
-    "maxem",
-    "meanem",
-    "adpem",
-    "maxfm",
-    "meanfm",
-    "adpfm",
-    "adpfm_meanstd",
-    "auc",
-    "wfm",
-)
-CURVE_KEYS = ("precision", "recall", "fm", "em", "tpr", "fpr")
 AGGREGATIONS = ("image_mean", "group_mean")
-
-
-@dataclass(frozen=True, eq=False)
-class ImageScores:
-    """Scores of one image: every SCALAR_KEY (None where undefined) and every CURVE_KEY (ascending thresholds)."""
-
-    scalars: dict[str, float | None]
-    curves: dict[str, np.ndarray]
-    confusion: np.ndarray | None = None  # FmeasureV2 measures' row (confusion.image_row), when asked for
+_BATCH_LEVELS = 128 * 256  # prediction rows x grey levels scored in one vectorised batch
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,8 +93,19 @@ class Protocol:
         _check_pred(pred, ground.shape, (np.uint8,))
 
     def score_many(self, preds: Sequence[np.ndarray], ground: GroundTruth) -> list[ImageScores]:
-        """:meth:`score_prepared` of several predictions of one GT (protocols may vectorise over them)."""
+        """:meth:`score_prepared` of several predictions of one GT."""
         return [self.score_prepared(pred, ground) for pred in preds]
+
+    def score_table(self, preds: Sequence[np.ndarray], ground: GroundTruth) -> ScoreTable:
+        """The scores of several predictions of one GT as a table, a row per prediction in order
+        (protocols may vectorise over them)."""
+        return ScoreTable.of(self.score_many(preds, ground), len(self.thresholds))
+
+    def score_tables(self, items: Sequence[tuple[Sequence[np.ndarray], GroundTruth]]) -> ScoreTable:
+        """:meth:`score_table` of several GTs' predictions ``[(preds, ground), ...]`` as one table, GT by
+        GT (protocols may vectorise across GTs too)."""
+        scores = [score for preds, ground in items for score in self.score_many(preds, ground)]
+        return ScoreTable.of(scores, len(self.thresholds))
 
     def score(
         self, pred: np.ndarray, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()
@@ -196,9 +186,10 @@ class _BinaryGTProtocol(Protocol):
         return means
 
     def constant_mean(
-        self, values: np.ndarray, preds: Sequence[np.ndarray], split: tuple[int, int]
+        self, values: np.ndarray, preds: Sequence[np.ndarray], splits: Sequence[tuple[int, int]]
     ) -> Callable | None:
-        """Override ``(m, q) -> mean`` for a constant quadrant ``q`` of prediction ``m`` (None: the level value)."""
+        """Override ``(m, q) -> mean`` for a constant quadrant ``q`` of prediction ``m``, whose GT splits at
+        ``splits[m]`` (None: the level value)."""
         return None
 
     def prepare(self, gt: np.ndarray, *, wfm: bool = False, confusion: tuple[str, ...] = ()) -> GroundTruth:
@@ -218,30 +209,56 @@ class _BinaryGTProtocol(Protocol):
         _check_pred(pred, ground.shape, self.pred_dtypes)
 
     def score_prepared(self, pred: np.ndarray, ground: GroundTruth) -> ImageScores:
-        return self.score_many([pred], ground)[0]
+        return self.score_table([pred], ground).image(0)
 
     def score_many(self, preds: Sequence[np.ndarray], ground: GroundTruth) -> list[ImageScores]:
-        for pred in preds:
+        table = self.score_table(preds, ground)
+        return [table.image(row) for row in range(len(preds))]
+
+    def score_table(self, preds: Sequence[np.ndarray], ground: GroundTruth) -> ScoreTable:
+        return self.score_tables([(preds, ground)])
+
+    def score_tables(self, items: Sequence[tuple[Sequence[np.ndarray], GroundTruth]]) -> ScoreTable:
+        rows = [(pred, ground) for preds, ground in items for pred in preds]
+        if not rows:
+            return super().score_tables(items)
+        for pred, ground in rows:
             self.check_prediction(pred, ground)
         by_dtype: dict[np.dtype, list[int]] = {}
-        for index, pred in enumerate(preds):
+        for index, (pred, _) in enumerate(rows):
             by_dtype.setdefault(pred.dtype, []).append(index)
-        scores: list[ImageScores] = [None] * len(preds)  # type: ignore[list-item]
+        batches = []
         for indices in by_dtype.values():
-            batch = self._score_batch([preds[index] for index in indices], ground)
-            for index, score in zip(indices, batch, strict=True):
-                scores[index] = score
-        return scores
+            n_levels = 256 if rows[indices[0]][0].dtype == np.uint8 else 65536
+            size = max(1, _BATCH_LEVELS // n_levels)
+            for start in range(0, len(indices), size):
+                part = indices[start : start + size]
+                preds, grounds = zip(*(rows[index] for index in part), strict=True)
+                batches.append((part, self._score_rows(preds, grounds, n_levels)))
+        if len(batches) == 1:
+            return batches[0][1]
+        table = ScoreTable.empty(len(rows), batches[0][1])
+        for part, batch in batches:
+            table.assign(np.array(part), batch)
+        return table
 
-    def _score_batch(self, preds: Sequence[np.ndarray], ground: GroundTruth) -> list[ImageScores]:
-        """Scores of M predictions of one dtype, every per-level computation vectorised over them."""
-        n_levels = 256 if preds[0].dtype == np.uint8 else 65536
-        h, w = ground.shape
-        n = h * w
-        n_fg, split = ground.n_fg, ground.split
+    def _score_rows(
+        self, preds: Sequence[np.ndarray], grounds: Sequence[GroundTruth], n_levels: int
+    ) -> ScoreTable:
+        """Scores of M predictions of one dtype, row m against ``grounds[m]``, every per-level
+        computation vectorised over the rows (per-GT numbers become ``(M, 1)`` columns)."""
         n_maps = len(preds)
-        index = ground.hist_index
-        quadrants = np.stack([count_levels(pred, index, 8, n_levels, np.float64) for pred in preds])
+        shapes = [ground.shape for ground in grounds]
+        splits = [ground.split for ground in grounds]
+        n = np.array([h * w for h, w in shapes], dtype=np.float64)
+        n_fg = np.array([ground.n_fg for ground in grounds], dtype=np.float64)
+        n_col, fg_col = n[:, None], n_fg[:, None]
+        quadrants = np.stack(
+            [
+                count_levels(pred, ground.hist_index, 8, n_levels, np.float64)
+                for pred, ground in zip(preds, grounds, strict=True)
+            ]
+        )
         quadrants = quadrants.reshape(n_maps, 4, 2, n_levels)
         totals = quadrants[:, 0] + quadrants[:, 1]  # (M, (bg, fg), levels)
         totals += quadrants[:, 2]
@@ -263,7 +280,7 @@ class _BinaryGTProtocol(Protocol):
         extra = np.stack([np.minimum(2 * mean, 1.0), np.minimum(hist_mean + std, 1.0)], axis=1)
         f_cuts = np.concatenate([curve_cuts, threshold_cuts(values, extra)], axis=1)
         bg, fg = np.moveaxis(at_or_above(tails, f_cuts), 1, 0)
-        precision, recall, fm = measures.precision_recall_f(fg, fg + bg, n_fg)
+        precision, recall, fm = measures.precision_recall_f(fg, fg + bg, fg_col)
         # E binarisations: the curve and the adaptive threshold
         e_threshold = np.minimum(2 * mean, 1.0) if self.clamp_adaptive_e else 2 * mean
         e_cuts = f_cuts[:, : n_curve + 1].copy()
@@ -271,53 +288,81 @@ class _BinaryGTProtocol(Protocol):
         if self.e_strict:
             e_cuts[:, :n_curve] = strict_curve_cuts
         e_bg, e_fg = np.moveaxis(at_or_above(tails, e_cuts), 1, 0)
-        em = measures.e_measure_binary(e_fg, e_bg, n_fg, n)
-        tpr, fpr = measures.roc_rates(fg[:, :n_curve], bg[:, :n_curve], n_fg, n - n_fg)
-        curves = {
-            "precision": precision[:, :n_curve],
-            "recall": recall[:, :n_curve],
-            "fm": fm[:, :n_curve],
-            "em": em[:, :n_curve],
-            "tpr": tpr,
-            "fpr": fpr,
-        }
+        em = measures.e_measure_binary(e_fg, e_bg, fg_col, n_col)
+        tpr, fpr = measures.roc_rates(fg[:, :n_curve], bg[:, :n_curve], fg_col, n_col - fg_col)
+        curves = (precision, recall, fm, em, tpr, fpr)  # in CURVE_KEYS order, each (M, >= n_curve)
 
         mae = ((totals[:, 0] * values).sum(axis=-1) + (totals[:, 1] * (1 - values)).sum(axis=-1)) / n
-        if n_fg == 0:
-            sm = 1 - hist_mean
-        elif n_fg == n:
-            sm = hist_mean
-        else:
-            constant_mean = self.constant_mean(values, preds, split)
-            sm = measures.s_measures(quadrants, values, (h, w), split, constant_mean=constant_mean)
+        sm = np.where(n_fg == 0, 1 - hist_mean, hist_mean)  # an all-background or all-foreground GT
+        regular = np.flatnonzero((n_fg > 0) & (n_fg < n)).tolist()
+        if regular:
+            some = regular if len(regular) < n_maps else slice(None)
+            chosen = [preds[m] for m in regular]
+            constant_mean = self.constant_mean(values[some], chosen, [splits[m] for m in regular])
+            sm[some] = measures.s_measures(
+                quadrants[some],
+                values[some],
+                [shapes[m] for m in regular],
+                [splits[m] for m in regular],
+                constant_mean=constant_mean,
+            )
         auc = self.auc(tpr, fpr)
-        columns: dict[str, list] = {
-            "sm": sm.tolist(),
-            "mae": mae.tolist(),
-            "adpem": em[:, n_curve].tolist(),
-            "adpfm": fm[:, n_curve].tolist(),
-            "adpfm_meanstd": fm[:, n_curve + 1].tolist(),
-            "auc": [None] * n_maps if auc is None else np.asarray(auc).tolist(),
-            "wfm": [
-                weighted_f.weighted_f(pred, row, ground.weighted_f, empty=self.empty_wfm)
-                for pred, row in zip(preds, values, strict=True)
-            ]
+        with_wfm = [ground.wfm for ground in grounds]
+        wfm = [
+            weighted_f.weighted_f(pred, row, ground.weighted_f, empty=self.empty_wfm)
             if ground.wfm
-            else [None] * n_maps,
+            else math.nan
+            for pred, row, ground in zip(preds, values, grounds, strict=True)
+        ]
+        summaries = measures.curve_summaries({"fm": fm[:, :n_curve], "em": em[:, :n_curve]})
+        columns = {
+            "sm": sm,
+            "mae": mae,
+            "adpem": em[:, n_curve],
+            "adpfm": fm[:, n_curve],
+            "adpfm_meanstd": fm[:, n_curve + 1],
+            "auc": auc,
+            "wfm": wfm if any(with_wfm) else None,
+            **summaries,
         }
-        columns.update({key: column.tolist() for key, column in measures.curve_summaries(curves).items()})
-        scores = []
-        for m in range(n_maps):
-            row = None
-            if ground.confusion:
-                cut = threshold_cuts(values[m], np.array([0.5]), strict=True)
-                binary = at_or_above(tails[m], cut)[::-1, 0]
-                curve = np.stack([fg[m, :n_curve], bg[m, :n_curve]])
-                adaptive = np.array([fg[m, n_curve], bg[m, n_curve]])
-                row = confusion.image_row(ground.confusion, curve, adaptive, binary, n_fg, n)
-            scalars = {key: columns[key][m] for key in SCALAR_KEYS}
-            scores.append(ImageScores(scalars, {key: curve[m] for key, curve in curves.items()}, row))
-        return scores
+        scalars = np.empty((n_maps, len(SCALAR_KEYS)))
+        defined = np.empty((n_maps, len(SCALAR_KEYS)), bool)
+        for j, key in enumerate(SCALAR_KEYS):
+            column = columns[key]
+            defined[:, j] = column is not None
+            scalars[:, j] = math.nan if column is None else column
+        defined[:, SCALAR_KEYS.index("wfm")] = with_wfm
+        curve_table = np.empty((n_maps, len(CURVE_KEYS), n_curve))
+        for j, curve in enumerate(curves):
+            curve_table[:, j] = curve[:, :n_curve]
+        handlers = {ground.confusion for ground in grounds}
+        if len(handlers) > 1:
+            raise ValueError("GTs prepared for different FmeasureV2 measures cannot share one table")
+        rows = None
+        if grounds[0].confusion:
+            rows = np.stack(
+                [self._confusion_row(m, values, tails, fg, bg, grounds[m]) for m in range(n_maps)]
+            )
+        return ScoreTable(scalars, defined, curve_table, np.ones((n_maps, len(CURVE_KEYS)), bool), rows)
+
+    def _confusion_row(
+        self,
+        m: int,
+        values: np.ndarray,
+        tails: np.ndarray,
+        fg: np.ndarray,
+        bg: np.ndarray,
+        ground: GroundTruth,
+    ) -> np.ndarray:
+        """The FmeasureV2 row of prediction ``m`` from its curve, adaptive and 0.5-binary counts."""
+        n_curve = self.thresholds.size
+        cut = threshold_cuts(values[m], np.array([0.5]), strict=True)
+        binary = at_or_above(tails[m], cut)[::-1, 0]
+        curve = np.stack([fg[m, :n_curve], bg[m, :n_curve]])
+        adaptive = np.array([fg[m, n_curve], bg[m, n_curve]])
+        return confusion.image_row(
+            ground.confusion, curve, adaptive, binary, ground.n_fg, math.prod(ground.shape)
+        )
 
 
 def _level_tables(protocol: _BinaryGTProtocol, lo: int, hi: int, n_levels: int) -> tuple[np.ndarray, ...]:
@@ -413,14 +458,12 @@ class PySODMetricsProtocol(_BinaryGTProtocol):
         return means
 
     def constant_mean(
-        self, values: np.ndarray, preds: Sequence[np.ndarray], split: tuple[int, int]
+        self, values: np.ndarray, preds: Sequence[np.ndarray], splits: Sequence[tuple[int, int]]
     ) -> Callable:
-        slices = _quadrant_slices(split)
-
         def numpy_mean(m: int, quadrant: int) -> float:
             # PySOD's ``np.mean`` of a constant slice may miss the level by an ulp, which turns that
             # quadrant's SSIM from 1 into 0; reproduce it on the same array layout.
-            return float(np.mean(values[m][preds[m]][slices[quadrant]]))
+            return float(np.mean(values[m][preds[m]][_quadrant_slices(splits[m])[quadrant]]))
 
         return numpy_mean
 

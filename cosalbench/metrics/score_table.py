@@ -1,9 +1,10 @@
-"""The per-image scores of one evaluation as arrays: a row per image, a column per measure.
+"""Per-image scores: one image's (:class:`ImageScores`) and many images' as arrays (:class:`ScoreTable`).
 
-The protocols score image by image (:class:`~cosalbench.metrics.protocols.ImageScores`); averaging,
-listing NaN images and writing the per-image CSV work on whole columns, so an evaluation keeps its
-scores as one :class:`ScoreTable`. It is also what a worker process sends back: a few arrays pickle
-cheaply, where thousands of small dicts do not.
+A protocol scores the predictions of one GT straight into a :class:`ScoreTable` (a row per image, a
+column per measure); averaging, listing NaN images and writing the per-image CSV work on whole columns,
+so an evaluation keeps its scores as one table. It is also what a worker process sends back: a few
+arrays pickle cheaply, where thousands of small dicts do not. :class:`ImageScores` is the one-image
+view for callers that score a single pair.
 """
 
 from __future__ import annotations
@@ -13,7 +14,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cosalbench.metrics.protocols import CURVE_KEYS, SCALAR_KEYS, ImageScores
+SCALAR_KEYS = (
+    "sm",
+    "mae",
+    "maxem",
+    "meanem",
+    "adpem",
+    "maxfm",
+    "meanfm",
+    "adpfm",
+    "adpfm_meanstd",
+    "auc",
+    "wfm",
+)
+CURVE_KEYS = ("precision", "recall", "fm", "em", "tpr", "fpr")
+
+
+@dataclass(frozen=True, eq=False)
+class ImageScores:
+    """Scores of one image: every SCALAR_KEY (None where undefined) and every CURVE_KEY (ascending thresholds)."""
+
+    scalars: dict[str, float | None]
+    curves: dict[str, np.ndarray]
+    confusion: np.ndarray | None = None  # FmeasureV2 measures' row (confusion.image_row), when asked for
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +84,40 @@ class ScoreTable:
             np.concatenate([t.curve_defined for t in tables]),
             confusion,
         )
+
+    @classmethod
+    def empty(cls, n: int, like: ScoreTable) -> ScoreTable:
+        """A table of ``n`` unfilled rows shaped like ``like``'s (same curves and confusion width)."""
+        confusion = None if like.confusion is None else np.empty((n,) + like.confusion.shape[1:])
+        return cls(
+            np.empty((n,) + like.scalars.shape[1:]),
+            np.empty((n,) + like.scalar_defined.shape[1:], bool),
+            np.empty((n,) + like.curves.shape[1:]),
+            np.empty((n,) + like.curve_defined.shape[1:], bool),
+            confusion,
+        )
+
+    def assign(self, rows: np.ndarray, source: ScoreTable) -> None:
+        """Fill the given rows (indices) of this table with ``source``'s rows, in order."""
+        self.scalars[rows] = source.scalars
+        self.scalar_defined[rows] = source.scalar_defined
+        self.curves[rows] = source.curves
+        self.curve_defined[rows] = source.curve_defined
+        if self.confusion is not None:
+            self.confusion[rows] = source.confusion
+
+    def image(self, row: int) -> ImageScores:
+        """One row as :class:`ImageScores` (None where a measure is undefined)."""
+        scalars = {
+            key: float(value) if defined else None
+            for key, value, defined in zip(
+                SCALAR_KEYS, self.scalars[row], self.scalar_defined[row], strict=True
+            )
+        }
+        curves = {
+            key: self.curves[row, j].copy() for j, key in enumerate(CURVE_KEYS) if self.curve_defined[row, j]
+        }
+        return ImageScores(scalars, curves, None if self.confusion is None else self.confusion[row].copy())
 
     def take(self, rows: np.ndarray) -> ScoreTable:
         """The given rows (indices), in that order."""
