@@ -95,6 +95,45 @@ def _reduce_groups(groups: Mapping[str, Mapping], aggregation: str, protocol: Pr
     return _summarise(means, _mean_curves([entry["curves"] for entry in entries], weights), protocol)
 
 
+def _group_summaries(table: ScoreTable, groups: Sequence[str], protocol: Protocol) -> dict:
+    """:func:`aggregate` of each group's rows (without thresholds), every group at once, sorted by name.
+
+    The numbers are those of :func:`aggregate` on each group alone: the same ``np.mean`` calls, on the
+    group's rows taken together (curves) and on each contiguous group column (scalars).
+    """
+    names = sorted(set(groups))
+    code = {name: index for index, name in enumerate(names)}
+    codes = np.array([code[group] for group in groups])
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ordered = table.curves[order]
+    stops = (starts + counts).tolist()
+    # each group's mean curves as np.mean computes them (np.add.reduceat rounds differently)
+    curves = np.stack(
+        [np.mean(ordered[start:stop], axis=0) for start, stop in zip(starts.tolist(), stops, strict=True)]
+    )  # (G, keys, T)
+    by_key = {key: curves[:, j] for j, key in enumerate(CURVE_KEYS)}
+    summaries = {key: value.tolist() for key, value in measures.curve_summaries(by_key).items()}
+    auc = protocol.auc(by_key["tpr"], by_key["fpr"])
+    columns = np.ascontiguousarray(table.scalars[order].T)  # (keys, n): each group's values contiguous
+    defined = table.scalar_defined[order].T
+    per_group = {}
+    for g, (name, start, stop) in enumerate(zip(names, starts.tolist(), stops, strict=True)):
+        metrics: dict[str, float | None] = {}
+        for key in MEAN_KEYS:
+            j = SCALAR_KEYS.index(key)
+            metrics[key] = float(np.mean(columns[j, start:stop])) if defined[j, start:stop].all() else None
+        metrics.update({key: values[g] for key, values in summaries.items()})
+        metrics["auc"] = None if auc is None else float(auc[g])
+        per_group[name] = {
+            "n_images": int(counts[g]),
+            "metrics": {key: metrics[key] for key in SCALAR_KEYS},
+            "curves": {key: curves[g, j].tolist() for j, key in enumerate(CURVE_KEYS)},
+        }
+    return per_group
+
+
 def aggregate_groups(
     scores: Sequence[ImageScores] | ScoreTable, groups: Sequence[str], protocol: Protocol
 ) -> dict:
@@ -106,14 +145,7 @@ def aggregate_groups(
     table = _table(scores, protocol)
     if len(table) != len(groups):
         raise CosalbenchError(None, f"{len(table)} score rows but {len(groups)} group names")
-    members: dict[str, list[int]] = {}
-    for row, group in enumerate(groups):
-        members.setdefault(group, []).append(row)
-    per_group = {}
-    for name in sorted(members):
-        summary = aggregate(table.take(np.array(members[name])), protocol)
-        curves = {key: summary["curves"][key] for key in CURVE_KEYS}
-        per_group[name] = {"n_images": len(members[name]), "metrics": summary["metrics"], "curves": curves}
+    per_group = _group_summaries(table, groups, protocol) if len(table) else {}
     return {
         "image_mean": aggregate(table, protocol),
         "group_mean": _reduce_groups(per_group, "group_mean", protocol),

@@ -99,14 +99,19 @@ def _csv_cell(value: float | None) -> str:
     return "NaN" if math.isnan(value) else repr(float(value))
 
 
+def _csv_column(values: np.ndarray, defined: np.ndarray) -> list[str]:
+    """:func:`_csv_cell` of every value of a float64 column (``""`` where not ``defined``)."""
+    cells = list(map(repr, values.tolist()))
+    if np.isnan(values).any():
+        cells = ["NaN" if cell == "nan" else cell for cell in cells]
+    if not defined.all():
+        cells = [cell if known else "" for cell, known in zip(cells, defined.tolist(), strict=True)]
+    return cells
+
+
 def image_rows(keys: Sequence[tuple[str, str]], table: ScoreTable) -> list[list[str]]:
     """Per-image CSV rows: group, stem, then every SCALAR_KEY (empty where undefined, NaN as ``NaN``)."""
-    columns = []
-    for j in range(len(SCALAR_KEYS)):
-        values, defined = table.scalars[:, j].tolist(), table.scalar_defined[:, j].tolist()
-        columns.append(
-            [_csv_cell(value if known else None) for value, known in zip(values, defined, strict=True)]
-        )
+    columns = [_csv_column(table.scalars[:, j], table.scalar_defined[:, j]) for j in range(len(SCALAR_KEYS))]
     return [[group, stem, *cells] for (group, stem), *cells in zip(keys, *columns, strict=True)]
 
 
@@ -173,16 +178,14 @@ def build_result(
 # without the exponent's sign and padding: those numbers are rewritten as repr writes them
 _NOT_REPR = re.compile(r"(?<![\d.])-?(?:\d++(?:\.\d++)?e[+-]?\d++|0\.0000\d*+)")
 _MOST_REWRITES = 16  # more numbers to rewrite than this: the standard encoder is faster
+_FLOAT_OR_NONE = {float, type(None)}
 
 
 def _number_list(values: list) -> str | None:
     """``json.dumps(values)`` of a list of floats and Nones, many times faster (None: not such a list)."""
-    nones = 0
-    for value in values:
-        if value is None:
-            nones += 1
-        elif type(value) is not float:
-            return None
+    if not set(map(type, values)) <= _FLOAT_OR_NONE:
+        return None
+    nones = values.count(None)
     text = orjson.dumps(values).decode()
     if text.count("null") != nones:  # orjson writes NaN and infinities as null: refuse them as json does
         raise ValueError("Out of range float values are not JSON compliant")
