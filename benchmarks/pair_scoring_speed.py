@@ -6,7 +6,9 @@ Uses the leaderboard benchmark's synthetic GTs and methods (300x400 by default) 
 * ``Protocol.score_tables`` of every method's map of each GT, a chunk of GTs per call as ``evaluate``
   does (reported per pair), without and with wF;
 * PySODMetrics 1.6.2's ``MAE``, ``Smeasure``, ``Emeasure``, ``Fmeasure`` and ``WeightedFmeasure``
-  ``step`` on the same arrays (reported per pair), the reference measured in the same run.
+  ``step`` on the same arrays (reported per pair), the reference measured in the same run;
+* the weighted F alone: ``weighted_f.ground_terms`` once per GT plus ``weighted_f.weighted_f`` per map,
+  against ``WeightedFmeasure.step`` per pair (``--methods 1`` gives the single-method figure).
 
 Best of ``--repeat`` passes (CPU seconds of this process), so a shared machine's noise mostly drops out.
 
@@ -26,6 +28,33 @@ from leaderboard_speed import _gt, _prediction
 from cosalbench.metrics.allocator import keep_freed_memory
 from cosalbench.metrics.evaluate import MAX_CHUNK
 from cosalbench.metrics.protocols import get_protocol
+
+
+def _weighted_f_alone(gts: list, preds: list, repeat: int) -> tuple[float, float]:
+    """CPU seconds per pair of cosalbench's weighted F (``ground_terms`` once per GT, ``weighted_f`` per
+    map) and of PySODMetrics' ``WeightedFmeasure.step`` on the same arrays."""
+    import py_sod_metrics as psm
+
+    from cosalbench.metrics import weighted_f
+
+    protocol = get_protocol("pysodmetrics")
+    n_pairs = sum(len(maps) for maps in preds)
+    # each map's per-level values, min-max stretched as PySODMetrics does (what evaluate passes)
+    stretched = [[protocol.values(int(pred.min()), int(pred.max()), 256) for pred in maps] for maps in preds]
+
+    def ours() -> None:
+        for gt, maps, values in zip(gts, preds, stretched, strict=True):
+            terms = weighted_f.ground_terms(gt > 128)
+            for pred, row in zip(maps, values, strict=True):
+                weighted_f.weighted_f(pred, row, terms)
+
+    def reference() -> None:
+        metric = psm.WeightedFmeasure()
+        for gt, maps in zip(gts, preds, strict=True):
+            for pred in maps:
+                metric.step(pred, gt)
+
+    return best_of(repeat, ours) / n_pairs, best_of(1, reference) / n_pairs
 
 
 def best_of(repeat: int, work) -> float:
@@ -74,6 +103,7 @@ def main() -> None:
                         metric.step(pred, gt)
 
     ref = best_of(1, reference) / n_pairs
+    wf_ours, wf_ref = _weighted_f_alone(gts, preds, args.repeat)
     print(f"{args.gts} GTs x {args.methods} methods of {args.height}x{args.width}, protocol pysodmetrics")
     print(f"{'':<24}{'prepare ms/GT':>15}{'score ms/pair':>15}{'all ms/pair':>13}{'PySOD/this':>12}")
     for wfm, prepare, score in rows:
@@ -84,6 +114,11 @@ def main() -> None:
             + (f"{ref / per_pair:11.1f}x" if wfm else "")  # the reference includes the weighted F
         )
     print(f"{'PySODMetrics MAE S E F wF':<24}{'':>15}{'':>15}{ref * 1e3:13.3f}")
+    print(
+        f"weighted F alone, per pair: {wf_ours * 1e3:.3f} ms (GT terms shared by its {args.methods} "
+        f"method{'s' if args.methods > 1 else ''}) vs {wf_ref * 1e3:.3f} ms for PySODMetrics' "
+        f"WeightedFmeasure: {wf_ref / wf_ours:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,14 @@ def threads_set(get: Callable[[], int], set_threads: Callable[[int], None], coun
 
 
 @contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run the block with one OpenCV thread and one BLAS thread, as every pool worker runs, then restore
+    both (a long ``np.dot`` or filter would otherwise spin threads for little gain)."""
+    with threads_set(cv2.getNumThreads, cv2.setNumThreads), threadpool_limits(1):
+        yield
+
+
+@contextmanager
 def _stop_signals_masked() -> Iterator[None]:
     """Block SIGINT and SIGTERM in this thread for the block (threads and processes started inside
     inherit the mask: the pool's helper threads never take a signal, workers start with them held)."""

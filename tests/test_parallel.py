@@ -50,3 +50,40 @@ def test_an_interrupted_pool_leaves_no_worker():
         workers = [process.pid for process in pool._pool]
         raise KeyboardInterrupt
     assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [entry["num_threads"] for entry in threadpool_info() if entry["user_api"] == "blas"]
+
+
+def test_in_process_scoring_runs_single_threaded_and_restores(tmp_path, monkeypatch) -> None:
+    """``workers=1`` scores in this process with one OpenCV and one BLAS thread, as each worker does."""
+    from cosalbench.datasets import synth
+    from cosalbench.metrics import evaluate
+
+    spec = synth.SynthSpec(name="Tiny", n_groups=2, images_per_group=2, height=24, width=32, seed=1)
+    data = synth.write_dataset(tmp_path / "data", spec)
+    for sample in synth.generate(spec):
+        folder = tmp_path / "preds" / "m" / "Tiny" / sample.group
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{sample.stem}.png"), sample.mask)
+    seen = []
+    original = evaluate.score_chunk
+
+    def recording(*args, **kwargs):
+        seen.append((cv2.getNumThreads(), _blas_threads()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "score_chunk", recording)
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        blas_before = _blas_threads()
+        assert blas_before, "numpy's BLAS is visible to threadpoolctl"
+        evaluate.evaluate_predictions(tmp_path / "preds", ["Tiny"], data_root=data, workers=1, progress=False)
+        assert seen and all(opencv == 1 and all(n == 1 for n in blas) for opencv, blas in seen)
+        assert cv2.getNumThreads() == 2 and _blas_threads() == blas_before
+    finally:
+        cv2.setNumThreads(previous)

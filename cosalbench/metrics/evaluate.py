@@ -43,7 +43,7 @@ from cosalbench.metrics.fingerprint import job_fingerprint, stored_fingerprint, 
 from cosalbench.metrics.ground_truth import GroundTruth, checked_ground_truth
 from cosalbench.metrics.protocols import get_protocol
 from cosalbench.metrics.score_table import ScoreTable
-from cosalbench.parallel import process_pool
+from cosalbench.parallel import process_pool, single_threaded
 from cosalbench.provenance import recorded_provenance
 from cosalbench.staging import check_output_folder, staged_outputs
 
@@ -375,9 +375,11 @@ def score_chunk(
 
 @contextmanager
 def _pool(workers: int) -> Iterator[Any]:
-    """A process pool for ``workers`` > 1, else None (score in-process)."""
+    """A process pool for ``workers`` > 1, else None: score in this process, with one thread as each
+    worker has."""
     if workers <= 1:
-        yield None
+        with single_threaded():
+            yield None
         return
     with process_pool(workers) as pool:
         yield pool
