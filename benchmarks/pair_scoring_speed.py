@@ -11,6 +11,7 @@ Uses the leaderboard benchmark's synthetic GTs and methods (300x400 by default) 
   against ``WeightedFmeasure.step`` per pair (``--methods 1`` gives the single-method figure).
 
 Best of ``--repeat`` passes (CPU seconds of this process), so a shared machine's noise mostly drops out.
+Everything runs with one OpenCV and one BLAS thread, as ``evaluate`` scores.
 
 Usage: ``python benchmarks/pair_scoring_speed.py [--gts 24] [--methods 10] [--repeat 3]``
 """
@@ -21,13 +22,13 @@ import argparse
 import time
 import warnings
 
-import cv2
 import numpy as np
 from leaderboard_speed import _gt, _prediction
 
 from cosalbench.metrics.allocator import keep_freed_memory
 from cosalbench.metrics.evaluate import MAX_CHUNK
 from cosalbench.metrics.protocols import get_protocol
+from cosalbench.parallel import single_threaded
 
 
 def _weighted_f_alone(gts: list, preds: list, repeat: int) -> tuple[float, float]:
@@ -75,7 +76,6 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    cv2.setNumThreads(1)
     keep_freed_memory()  # as evaluate's scoring processes do
     rng = np.random.default_rng(0)
     gts = [_gt(rng, args.height, args.width) for _ in range(args.gts)]
@@ -122,4 +122,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with single_threaded():  # one OpenCV and one BLAS thread, as evaluate scores (and for the reference)
+        main()
