@@ -64,9 +64,8 @@ def _table(scores: Sequence[ImageScores] | ScoreTable, protocol: Protocol) -> Sc
     return scores if isinstance(scores, ScoreTable) else ScoreTable.of(scores, len(protocol.thresholds))
 
 
-def _table_mean(table: ScoreTable, key: str) -> float | None:
-    """Mean of one scalar over the table's rows; None when any row lacks it."""
-    values, defined = table.scalar(key)
+def _defined_mean(values: np.ndarray, defined: np.ndarray) -> float | None:
+    """Mean of one scalar's contiguous values; None when any row lacks it."""
     return float(np.mean(values)) if defined.all() else None
 
 
@@ -75,7 +74,7 @@ def aggregate(scores: Sequence[ImageScores] | ScoreTable, protocol: Protocol) ->
     table = _table(scores, protocol)
     if not len(table):
         raise CosalbenchError(None, "no images to aggregate")
-    means = {key: _table_mean(table, key) for key in MEAN_KEYS}
+    means = {key: _defined_mean(*table.scalar(key)) for key in MEAN_KEYS}
     return _summarise(means, {key: np.mean(table.curve(key), axis=0) for key in CURVE_KEYS}, protocol)
 
 
@@ -123,7 +122,7 @@ def _group_summaries(table: ScoreTable, groups: Sequence[str], protocol: Protoco
         metrics: dict[str, float | None] = {}
         for key in MEAN_KEYS:
             j = SCALAR_KEYS.index(key)
-            metrics[key] = float(np.mean(columns[j, start:stop])) if defined[j, start:stop].all() else None
+            metrics[key] = _defined_mean(columns[j, start:stop], defined[j, start:stop])
         metrics.update({key: values[g] for key, values in summaries.items()})
         metrics["auc"] = None if auc is None else float(auc[g])
         per_group[name] = {

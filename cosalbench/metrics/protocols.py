@@ -97,9 +97,8 @@ class Protocol:
         return [self.score_prepared(pred, ground) for pred in preds]
 
     def score_table(self, preds: Sequence[np.ndarray], ground: GroundTruth) -> ScoreTable:
-        """The scores of several predictions of one GT as a table, a row per prediction in order
-        (protocols may vectorise over them)."""
-        return ScoreTable.of(self.score_many(preds, ground), len(self.thresholds))
+        """The scores of several predictions of one GT as a table, a row per prediction in order."""
+        return self.score_tables([(preds, ground)])
 
     def score_tables(self, items: Sequence[tuple[Sequence[np.ndarray], GroundTruth]]) -> ScoreTable:
         """:meth:`score_table` of several GTs' predictions ``[(preds, ground), ...]`` as one table, GT by
@@ -215,9 +214,6 @@ class _BinaryGTProtocol(Protocol):
         table = self.score_table(preds, ground)
         return [table.image(row) for row in range(len(preds))]
 
-    def score_table(self, preds: Sequence[np.ndarray], ground: GroundTruth) -> ScoreTable:
-        return self.score_tables([(preds, ground)])
-
     def score_tables(self, items: Sequence[tuple[Sequence[np.ndarray], GroundTruth]]) -> ScoreTable:
         rows = [(pred, ground) for preds, ground in items for pred in preds]
         if not rows:
@@ -247,6 +243,8 @@ class _BinaryGTProtocol(Protocol):
     ) -> ScoreTable:
         """Scores of M predictions of one dtype, row m against ``grounds[m]``, every per-level
         computation vectorised over the rows (per-GT numbers become ``(M, 1)`` columns)."""
+        if len({ground.confusion for ground in grounds}) > 1:
+            raise ValueError("GTs prepared for different FmeasureV2 measures cannot share one table")
         n_maps = len(preds)
         shapes = [ground.shape for ground in grounds]
         splits = [ground.split for ground in grounds]
@@ -307,8 +305,7 @@ class _BinaryGTProtocol(Protocol):
                 constant_mean=constant_mean,
             )
         auc = self.auc(tpr, fpr)
-        with_wfm = [ground.wfm for ground in grounds]
-        wfm = [
+        wfm = [  # NaN and undefined (below) where a GT was prepared without it
             weighted_f.weighted_f(pred, row, ground.weighted_f, empty=self.empty_wfm)
             if ground.wfm
             else math.nan
@@ -322,7 +319,7 @@ class _BinaryGTProtocol(Protocol):
             "adpfm": fm[:, n_curve],
             "adpfm_meanstd": fm[:, n_curve + 1],
             "auc": auc,
-            "wfm": wfm if any(with_wfm) else None,
+            "wfm": wfm,
             **summaries,
         }
         scalars = np.empty((n_maps, len(SCALAR_KEYS)))
@@ -331,13 +328,10 @@ class _BinaryGTProtocol(Protocol):
             column = columns[key]
             defined[:, j] = column is not None
             scalars[:, j] = math.nan if column is None else column
-        defined[:, SCALAR_KEYS.index("wfm")] = with_wfm
+        defined[:, SCALAR_KEYS.index("wfm")] = [ground.wfm for ground in grounds]
         curve_table = np.empty((n_maps, len(CURVE_KEYS), n_curve))
         for j, curve in enumerate(curves):
             curve_table[:, j] = curve[:, :n_curve]
-        handlers = {ground.confusion for ground in grounds}
-        if len(handlers) > 1:
-            raise ValueError("GTs prepared for different FmeasureV2 measures cannot share one table")
         rows = None
         if grounds[0].confusion:
             rows = np.stack(

@@ -74,18 +74,6 @@ class ScoreTable:
         return cls(scalars, scalar_defined, curves, curve_defined, confusion)
 
     @classmethod
-    def concat(cls, tables: Sequence[ScoreTable]) -> ScoreTable:
-        """The rows of every table, one table after the other."""
-        confusion = None if tables[0].confusion is None else np.concatenate([t.confusion for t in tables])
-        return cls(
-            np.concatenate([t.scalars for t in tables]),
-            np.concatenate([t.scalar_defined for t in tables]),
-            np.concatenate([t.curves for t in tables]),
-            np.concatenate([t.curve_defined for t in tables]),
-            confusion,
-        )
-
-    @classmethod
     def empty(cls, n: int, like: ScoreTable) -> ScoreTable:
         """A table of ``n`` unfilled rows shaped like ``like``'s (same curves and confusion width)."""
         confusion = None if like.confusion is None else np.empty((n,) + like.confusion.shape[1:])
