@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 
 from cosalbench.datasets import synth
+from cosalbench.parallel import available_cpus
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's default): one test process per CPU this run may use, at most 4 (the
+    suite's own process pools and torch threads share them)."""
+    return min(available_cpus(), 4)
 
 
 @pytest.fixture(scope="session")

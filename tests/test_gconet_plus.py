@@ -169,7 +169,7 @@ def test_training_loss_matches_the_official_train_step(official: dict) -> None:
     ]
     expected = official["train_losses"]  # sal (incl. triplet), triplet, cls, contrast, cls_mask, total
     for value, reference in zip(ours, expected, strict=True):
-        assert float(value) == pytest.approx(float(reference), rel=1e-6, abs=1e-5)
+        assert float(value.detach()) == pytest.approx(float(reference), rel=1e-6, abs=1e-5)
     parts["loss"] = gconet_plus.weighted_total(parts, {})
     parts["loss"].backward()
     assert model.db_output_decoder.thresh[0].weight.grad is not None
@@ -212,7 +212,8 @@ def test_joint_batches_follow_the_release_loop(tmp_path: Path) -> None:
         )
         for p in ("", "joint_")
     ]
-    assert float(parts["loss"]) == pytest.approx(float(alone[0]["loss"] + alone[1]["loss"]), rel=1e-4)
+    total = float(parts["loss"].detach())
+    assert total == pytest.approx(float((alone[0]["loss"] + alone[1]["loss"]).detach()), rel=1e-4)
 
 
 def test_train_reference_runs_one_joint_step(tmp_path: Path) -> None:
