@@ -1,4 +1,5 @@
-"""Result documents: the fast writer of number lists gives exactly the standard encoder's text."""
+"""Result documents: the fast writers of number lists, scalars and CSV columns give exactly the text of
+the standard encoder and of ``repr``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from cosalbench.metrics.results import _number_list, document_json
+from cosalbench.metrics.results import _csv_cell, _csv_column, _number_list, document_json
 
 
 def _lists(seed: int) -> list[list]:
@@ -44,3 +45,39 @@ def test_documents_parse_back_to_what_was_written() -> None:
         "empty": [],
     }
     assert json.loads(document_json(document)) == document
+
+
+def test_documents_are_written_as_json_writes_their_scalars_and_keys() -> None:
+    document = {
+        'ünïcode "key"\n': "välue\t\u2028",
+        "int": -3,
+        "big": 10**30,
+        "true": True,
+        "none": None,
+        "small": 1e-07,
+        "huge": 1e16,
+        "float64": np.float64(0.1),
+        "nested": {"empty": {}, "list": ["a", 1, None], "numbers": [1e-05, 0.5]},
+    }
+    text = document_json(document)
+    for key, value in document.items():
+        if not isinstance(value, dict):
+            assert f"{json.dumps(key)}: {json.dumps(value, default=float)}" in text
+    assert json.loads(text) == json.loads(json.dumps(document, default=float))
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError):
+            document_json({"x": bad})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_csv_columns_are_each_cell_as_repr_writes_it(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for values in _lists(seed):
+        column = np.array([np.nan if value is None else value for value in values], dtype=np.float64)
+        column[rng.random(column.size) < 0.1] = np.nan
+        if seed == 2:
+            column[::7] = np.inf
+        defined = rng.random(column.size) < 0.9
+        expected = [_csv_cell(float(v)) if known else "" for v, known in zip(column, defined, strict=True)]
+        assert _csv_column(column, defined) == expected
+    assert _csv_column(np.array([np.nan, 1e-05, -np.inf]), np.ones(3, bool)) == ["NaN", "1e-05", "-inf"]

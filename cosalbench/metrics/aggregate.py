@@ -51,13 +51,12 @@ def _mean_scalar(values: Sequence[float | None], weights: np.ndarray | None = No
     return float(np.dot(weights, array) / weights.sum())
 
 
-def _mean_curves(rows: Sequence[Mapping[str, Sequence[float]]], weights: np.ndarray | None = None) -> dict:
-    """Threshold-wise mean (weighted when ``weights`` is given) of each curve."""
-    curves = {}
-    for key in CURVE_KEYS:
-        stack = np.array([row[key] for row in rows], dtype=np.float64)
-        curves[key] = np.mean(stack, axis=0) if weights is None else weights @ stack / weights.sum()
-    return curves
+def _mean_curves(stacked: Mapping[str, np.ndarray], weights: np.ndarray | None = None) -> dict:
+    """Threshold-wise mean (weighted when ``weights`` is given) of each curve's ``(rows, T)`` stack."""
+    return {
+        key: np.mean(stack, axis=0) if weights is None else weights @ stack / weights.sum()
+        for key, stack in stacked.items()
+    }
 
 
 def _table(scores: Sequence[ImageScores] | ScoreTable, protocol: Protocol) -> ScoreTable:
@@ -75,11 +74,21 @@ def aggregate(scores: Sequence[ImageScores] | ScoreTable, protocol: Protocol) ->
     if not len(table):
         raise CosalbenchError(None, "no images to aggregate")
     means = {key: _defined_mean(*table.scalar(key)) for key in MEAN_KEYS}
-    return _summarise(means, {key: np.mean(table.curve(key), axis=0) for key in CURVE_KEYS}, protocol)
+    curves = np.mean(table.curves, axis=0)  # row by row, as on each curve's own (n, T) column
+    return _summarise(means, {key: curves[j] for j, key in enumerate(CURVE_KEYS)}, protocol)
 
 
-def _reduce_groups(groups: Mapping[str, Mapping], aggregation: str, protocol: Protocol) -> dict:
-    """Combine per-group means: weighted by image counts (``image_mean``) or equally (``group_mean``)."""
+def _reduce_groups(
+    groups: Mapping[str, Mapping],
+    aggregation: str,
+    protocol: Protocol,
+    stacked: Mapping[str, np.ndarray] | None = None,
+) -> dict:
+    """Combine per-group means: weighted by image counts (``image_mean``) or equally (``group_mean``).
+
+    ``stacked`` holds each curve of every group, ``(groups, T)`` in name order, when the caller has them
+    as arrays (else they are read from ``groups``).
+    """
     if aggregation not in AGGREGATIONS:
         raise CosalbenchError(
             None, f"unknown aggregation {aggregation!r}", f"use one of {', '.join(AGGREGATIONS)}"
@@ -91,11 +100,18 @@ def _reduce_groups(groups: Mapping[str, Mapping], aggregation: str, protocol: Pr
     if aggregation == "image_mean":
         weights = np.array([entry["n_images"] for entry in entries], dtype=np.float64)
     means = {key: _mean_scalar([entry["metrics"][key] for entry in entries], weights) for key in MEAN_KEYS}
-    return _summarise(means, _mean_curves([entry["curves"] for entry in entries], weights), protocol)
+    if stacked is None:
+        stacked = {
+            key: np.array([entry["curves"][key] for entry in entries], dtype=np.float64) for key in CURVE_KEYS
+        }
+    return _summarise(means, _mean_curves(stacked, weights), protocol)
 
 
-def _group_summaries(table: ScoreTable, groups: Sequence[str], protocol: Protocol) -> dict:
-    """:func:`aggregate` of each group's rows (without thresholds), every group at once, sorted by name.
+def _group_summaries(
+    table: ScoreTable, groups: Sequence[str], protocol: Protocol
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """:func:`aggregate` of each group's rows (without thresholds), every group at once, sorted by name;
+    and each mean curve of every group, ``(groups, T)``.
 
     The numbers are those of :func:`aggregate` on each group alone: the same ``np.mean`` calls, on the
     group's rows taken together (curves) and on each contiguous group column (scalars).
@@ -106,7 +122,8 @@ def _group_summaries(table: ScoreTable, groups: Sequence[str], protocol: Protoco
     order = np.argsort(codes, kind="stable")
     counts = np.bincount(codes, minlength=len(names))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ordered = table.curves[order]
+    # rows usually come group by group already (the GT's order): then nothing is copied
+    ordered = table.curves if (np.diff(codes) >= 0).all() else table.curves[order]
     stops = (starts + counts).tolist()
     # each group's mean curves as np.mean computes them (np.add.reduceat rounds differently)
     curves = np.stack(
@@ -130,7 +147,7 @@ def _group_summaries(table: ScoreTable, groups: Sequence[str], protocol: Protoco
             "metrics": {key: metrics[key] for key in SCALAR_KEYS},
             "curves": {key: curves[g, j].tolist() for j, key in enumerate(CURVE_KEYS)},
         }
-    return per_group
+    return per_group, by_key
 
 
 def aggregate_groups(
@@ -144,10 +161,10 @@ def aggregate_groups(
     table = _table(scores, protocol)
     if len(table) != len(groups):
         raise CosalbenchError(None, f"{len(table)} score rows but {len(groups)} group names")
-    per_group = _group_summaries(table, groups, protocol) if len(table) else {}
+    per_group, stacked = _group_summaries(table, groups, protocol) if len(table) else ({}, None)
     return {
         "image_mean": aggregate(table, protocol),
-        "group_mean": _reduce_groups(per_group, "group_mean", protocol),
+        "group_mean": _reduce_groups(per_group, "group_mean", protocol, stacked),
         "groups": per_group,
     }
 

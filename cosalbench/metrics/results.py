@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,14 +95,21 @@ def nan_images(keys: Sequence[tuple[str, str]], table: ScoreTable) -> dict[str, 
 def _csv_cell(value: float | None) -> str:
     if value is None:
         return ""
-    return "NaN" if math.isnan(value) else repr(float(value))
+    return "NaN" if math.isnan(value) else repr(float(value))  # as _csv_column writes a column
 
 
 def _csv_column(values: np.ndarray, defined: np.ndarray) -> list[str]:
     """:func:`_csv_cell` of every value of a float64 column (``""`` where not ``defined``)."""
-    cells = list(map(repr, values.tolist()))
-    if np.isnan(values).any():
-        cells = ["NaN" if cell == "nan" else cell for cell in cells]
+    numbers = values.tolist()
+    nan = np.isnan(values)
+    if np.isinf(values).any():  # not a score any protocol gives, but written as repr writes it
+        cells = ["NaN" if cell == "nan" else cell for cell in map(repr, numbers)]
+    elif nan.any():
+        flags = nan.tolist()
+        cells = _float_cells([None if flag else number for number, flag in zip(numbers, flags, strict=True)])
+        cells = ["NaN" if flag else cell for cell, flag in zip(cells, flags, strict=True)]
+    else:
+        cells = _float_cells(numbers)
     if not defined.all():
         cells = [cell if known else "" for cell, known in zip(cells, defined.tolist(), strict=True)]
     return cells
@@ -176,37 +182,63 @@ def build_result(
 
 # orjson writes the same shortest round-trip digits as Python's repr, but positional below 1e-4 and
 # without the exponent's sign and padding: those numbers are rewritten as repr writes them
-_NOT_REPR = re.compile(r"(?<![\d.])-?(?:\d++(?:\.\d++)?e[+-]?\d++|0\.0000\d*+)")
-_MOST_REWRITES = 16  # more numbers to rewrite than this: the standard encoder is faster
 _FLOAT_OR_NONE = {float, type(None)}
+_quoted = json.encoder.encode_basestring_ascii  # json.dumps of a str
+
+
+def _float_cells(values: list) -> list[str]:
+    """``repr`` of each float of ``values`` (``null`` for None), many times faster than one by one.
+
+    NaN and infinities raise ``ValueError``, as ``json.dumps`` refuses them.
+    """
+    text = orjson.dumps(values).decode()
+    if text.count("null") != values.count(None):  # orjson writes NaN and infinities as null
+        raise ValueError("Out of range float values are not JSON compliant")
+    cells = text[1:-1].split(",") if values else []
+    if "e" in text or "0.0000" in text:
+        for i, cell in enumerate(cells):
+            if "e" in cell or cell.startswith(("0.0000", "-0.0000")):
+                cells[i] = repr(values[i])
+    return cells
 
 
 def _number_list(values: list) -> str | None:
     """``json.dumps(values)`` of a list of floats and Nones, many times faster (None: not such a list)."""
     if not set(map(type, values)) <= _FLOAT_OR_NONE:
         return None
-    nones = values.count(None)
-    text = orjson.dumps(values).decode()
-    if text.count("null") != nones:  # orjson writes NaN and infinities as null: refuse them as json does
-        raise ValueError("Out of range float values are not JSON compliant")
-    if "e" in text or "0.0000" in text:
-        if text.count("e") + text.count("0.0000") > _MOST_REWRITES:
-            return json.dumps(values)
-        text = _NOT_REPR.sub(lambda match: repr(float(match.group())), text)
-    return text.replace(",", ", ")
+    return "[" + ", ".join(_float_cells(values)) + "]"
+
+
+def _scalar_json(value: Any) -> str:
+    """``json.dumps(value, allow_nan=False)``, without its encoder's setup for the common types."""
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueError("Out of range float values are not JSON compliant")
+        return repr(value)
+    if kind is str:
+        return _quoted(value)
+    if kind is int:
+        return repr(value)
+    if value is None:
+        return "null"
+    return json.dumps(value, allow_nan=False)
 
 
 def _dumps(value: Any, indent: int) -> str:
     """JSON with nested objects indented and lists kept on one line (curves stay readable)."""
     if isinstance(value, dict) and value:
         pad = " " * (indent + 2)
-        items = [f"{pad}{json.dumps(key)}: {_dumps(item, indent + 2)}" for key, item in value.items()]
+        items = [
+            f"{pad}{_quoted(key) if type(key) is str else json.dumps(key)}: {_dumps(item, indent + 2)}"
+            for key, item in value.items()
+        ]
         return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
     if isinstance(value, list) and value:
         numbers = _number_list(value)
         if numbers is not None:
             return numbers
-    return json.dumps(value, allow_nan=False)
+    return _scalar_json(value)
 
 
 def document_json(document: dict) -> str:

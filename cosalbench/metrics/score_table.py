@@ -122,7 +122,3 @@ class ScoreTable:
         """(values, defined) of one scalar measure, each a contiguous ``(n,)`` array."""
         j = SCALAR_KEYS.index(key)
         return np.ascontiguousarray(self.scalars[:, j]), np.ascontiguousarray(self.scalar_defined[:, j])
-
-    def curve(self, key: str) -> np.ndarray:
-        """One curve of every image, a contiguous ``(n, n_thresholds)`` array."""
-        return np.ascontiguousarray(self.curves[:, CURVE_KEYS.index(key)])
