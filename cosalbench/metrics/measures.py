@@ -227,13 +227,7 @@ def s_measures(
     bg_score = _object_scores(totals[:, 0], 1 - values, eps, single_std) * (1 - gt_mean)
     object_score = fg_score + bg_score
 
-    by_gt: dict[tuple, tuple[float, ...]] = {}
-    weights = np.array(
-        [
-            by_gt.setdefault((shape, split), _quadrant_weights(shape, split))
-            for shape, split in zip(shapes, splits, strict=True)
-        ]
-    )
+    weights = np.array([_quadrant_weights(shape, split) for shape, split in zip(shapes, splits, strict=True)])
     level_counts = quadrants[:, :, 0] + quadrants[:, :, 1]  # (M, 4, L)
     present = level_counts > 0
     means = {}

@@ -152,10 +152,11 @@ def _band_nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     row, col = np.divmod(band, w)
     at = (row + _REACH) * padded.shape[1] + col + _REACH
     steps = np.array([dy * padded.shape[1] + dx for _, dx, dy in _OFFSETS])
-    hits = np.take(padded.reshape(-1), at[:, None] + steps[:_NEAR_FIRST])
+    flat = padded.reshape(-1)
+    hits = np.take(flat, at[:, None] + steps[:_NEAR_FIRST])
     first = hits.argmax(axis=1)
-    farther = np.flatnonzero(~np.take_along_axis(hits, first[:, None], axis=1)[:, 0])
-    far_hits = np.take(padded.reshape(-1), at[farther, None] + steps[_NEAR_FIRST:])
+    farther = np.flatnonzero(~hits.any(axis=1))
+    far_hits = np.take(flat, at[farther, None] + steps[_NEAR_FIRST:])
     first[farther] = _NEAR_FIRST + far_hits.argmax(axis=1)
     image_steps = np.array([dy * w + dx for _, dx, dy in _OFFSETS])
     return band, band + image_steps[first]
