@@ -114,28 +114,44 @@ def _masks(seed: int) -> list[np.ndarray]:
     return [mask for mask in masks if mask.any()]
 
 
+def _window_images(ground, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How many windows hold each pixel, the source each window pixel carries (-2: no window) and the
+    pixels the windows list as foreground."""
+    cover, source, listed = np.zeros(shape, int), np.full(shape, -2), np.zeros(shape, bool)
+    start, fg_start = 0, 0
+    for top, left, height, width, n_fg in ground.windows.tolist():
+        window = (slice(top, top + height), slice(left, left + width))
+        cover[window] += 1
+        source[window] = ground.sources[start : start + height * width].reshape(height, width)
+        own = ground.window_fg[fg_start : fg_start + n_fg]
+        listed[window][np.unravel_index(own, (height, width))] = True
+        start, fg_start = start + height * width, fg_start + n_fg
+    assert start == ground.sources.size and fg_start == ground.window_fg.size
+    return cover, source, listed
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_band_nearest_pixels_are_scipys_feature_transform(seed: int) -> None:
     """Only background pixels within the filter's reach get a nearest foreground pixel, and it is the one
-    PySODMetrics' whole-image ``distance_transform_edt`` picks, ties included."""
+    PySODMetrics' whole-image ``distance_transform_edt`` picks, ties included; the windows carry it."""
     for mask in _masks(seed):
-        ground = ground_terms(mask)
         rows, cols = ndimage.distance_transform_edt(~mask, return_distances=False, return_indices=True)
         reach = cv2.dilate(mask.view(np.uint8), np.ones((7, 7), np.uint8)) > 0
-        assert np.array_equal(np.sort(ground.band), np.flatnonzero(reach & ~mask))
-        assert np.array_equal(ground.band_nearest, (rows * mask.shape[1] + cols).ravel()[ground.band])
+        _, source, _ = _window_images(ground_terms(mask), mask.shape)
+        # the foreground carries itself: scipy's feature transform of a foreground pixel
+        assert np.array_equal(source[reach], (rows * mask.shape[1] + cols)[reach])
+        assert (source[~reach] < 0).all()
 
 
 def test_windows_are_disjoint_and_cover_each_foreground_pixel_with_its_reach() -> None:
     for mask in _masks(7):
         ground = ground_terms(mask)
-        cover = np.zeros(mask.shape, int)
-        for window in ground.windows:
-            cover[window] += 1
+        cover, _, listed = _window_images(ground, mask.shape)
         assert cover.max() == 1
         reach = cv2.dilate(mask.view(np.uint8), np.ones((7, 7), np.uint8)) > 0
         assert (cover[reach] == 1).all()
-        assert np.array_equal(np.sort(ground.fg), np.flatnonzero(mask))
+        assert np.array_equal(listed, mask)
+        assert ground.n_fg == mask.sum()
     two = np.zeros((40, 60), bool)
     two[5:10, 5:10] = two[25:30, 40:50] = True
     assert len(ground_terms(two).windows) == 2

@@ -9,17 +9,16 @@ levels above a cut, so every threshold curve is read from reversed cumulative su
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-_CV_EXACT_LIMIT = 1 << 24  # cv2.calcHist counts in float32: exact below 2**24 pixels
+from cosalbench.metrics import _kernels
 
 
 def class_quadrant_index(gt_class: np.ndarray, n_classes: int, split: tuple[int, int] | None) -> np.ndarray:
     """Per-pixel bin ``class + n_classes * quadrant`` (quadrants as in :func:`level_histogram`).
 
     It depends on the GT only, so it is computed once and reused for every prediction of that GT; uint8
-    when the bins fit (OpenCV's fast 2-D histogram), else intp.
+    when the bins fit (the compiled count of 8-bit maps), else intp.
     """
     n_bins = (1 if split is None else 4) * n_classes
     index = gt_class.astype(np.uint8 if n_bins <= 256 else np.intp)
@@ -38,11 +37,10 @@ def count_levels(
 
     ``dtype`` float64 holds every count exactly too, and saves the casts of later float arithmetic.
     """
-    if levels.dtype == np.uint8 and index.dtype == np.uint8 and levels.size < _CV_EXACT_LIMIT:
-        hist = cv2.calcHist(
-            [index, np.ascontiguousarray(levels)], [0, 1], None, [n_bins, 256], [0, n_bins, 0, 256]
-        )
-        return hist.astype(dtype)[:, :n_levels]
+    if levels.dtype == np.uint8 and index.dtype == np.uint8 and levels.size < 1 << 32:
+        counts = np.empty((n_bins, 256))
+        _kernels.count_levels_u8(np.ascontiguousarray(levels), np.ascontiguousarray(index), n_bins, counts)
+        return counts.astype(dtype, copy=False)[:, :n_levels]
     key = index.astype(np.intp)
     key *= n_levels
     key += levels
@@ -62,8 +60,9 @@ def level_histogram(
     ``levels`` holds integer grey levels in ``[0, n_levels)``, ``gt_class`` integer classes in
     ``[0, n_classes)`` (a bool mask works), both of the same 2-D shape. ``split=(y, x)`` cuts the image
     into rows ``[0, y)``/``[y, H)`` and columns ``[0, x)``/``[x, W)`` and returns ``(4, G, L)``;
-    without it the result is ``(G, L)``. Counts are int64. 8-bit maps with few classes use OpenCV's
-    2-D ``calcHist``; anything else one ``np.bincount`` over ``level + L * (class + G * quadrant)``.
+    without it the result is ``(G, L)``. Counts are int64. 8-bit maps with few classes use the compiled
+    ``count_levels_u8`` (one pass, four partial tables); anything else one ``np.bincount`` over
+    ``level + L * (class + G * quadrant)``.
     """
     n_bins = (1 if split is None else 4) * n_classes
     counts = count_levels(levels, class_quadrant_index(gt_class, n_classes, split), n_bins, n_levels)

@@ -10,17 +10,18 @@ and each part only touches the pixels that can change the result:
   foreground pixel through the filter, so only they need their nearest foreground pixel: the first
   foreground pixel among the offsets at most 3 * sqrt(2) away, tried nearest first, then leftmost
   column, then upper row, which is how PySODMetrics' ``distance_transform_edt`` of the whole image
-  (scipy's feature transform) breaks ties between equally near pixels.
-  Every background pixel also gets the importance weight ``2 - 0.5 ** (d / 5)`` (``d`` exact:
-  OpenCV's precise distance, squared, rounded to the integer it is and square-rooted in float64
-  as scipy does).
-* :func:`weighted_f` (once per prediction): one lookup of the map's values over the image gives the
-  weighted false positives (a dot product with the importance); the band then takes its nearest
-  foreground pixel's value, and the 7x7 Gaussian (sigma 5, normalised like Matlab's ``fspecial``)
-  runs as two 1-D passes over each window only, read at the window's foreground pixels. The
-  filtered error is ``mass - filter(value)``, where ``mass`` is the kernel's weight inside the
-  image (1 away from its borders): PySODMetrics filters ``1 - value`` with zeros outside the image.
-  This equals PySODMetrics' 2-D ``convolve`` up to float rounding (parity is tested to 1e-9).
+  (scipy's feature transform) breaks ties between equally near pixels. Each window pixel records the
+  image pixel whose error it carries into the filter (itself, its nearest foreground pixel, or none).
+  Every background pixel also gets the importance weight ``2 - 0.5 ** (d / 5)`` (``d`` exact: the
+  compiled ``squared_distances`` gives the integer squared distance, square-rooted in float64 as scipy
+  does).
+* :func:`weighted_f` (once per prediction): one call of the compiled ``weighted_f_terms``. The weighted
+  false positives are ``sum(values[level] * importance)`` over the image (a background pixel's error
+  is its value). Then each window is filled, row by row, with the errors its pixels carry, the 7x7
+  Gaussian (sigma 5, normalised like Matlab's ``fspecial``) runs as a row pass (kept for the last 7
+  rows only) and a column pass at the row's foreground pixels, zeros outside the image as
+  PySODMetrics' ``convolve``, and ``min(E, EA)`` is summed over the foreground. This equals
+  PySODMetrics' 2-D ``convolve`` up to float rounding (parity is tested to 1e-9).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
+from cosalbench.metrics import _kernels
 from cosalbench.metrics.measures import MATLAB_EPS
 
 _RADIUS = 3  # of the 7x7 filter
@@ -42,9 +43,9 @@ _REACH = 4
 _GAP = 2 * _RADIUS
 # more clusters than this (a speckled GT) are scored in one window: per-window overhead would dominate
 _MAX_WINDOWS = 16
-# below this image diagonal OpenCV's float32 distances give the exact squared distances (see
-# _importance); beyond it scipy's float64 distances are used
-_FLOAT32_EXACT_DISTANCE = 1500.0
+# images whose largest squared distance reaches this (a diagonal of about 2,000) compute the importance
+# of each pixel instead of reading a table of one per squared distance (which would pass 32 MB)
+_LARGEST_TABLE = 1 << 22
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right (half-open)
 
@@ -65,12 +66,11 @@ class WeightedFGround:
     """Everything the weighted F needs from one binary GT, shared by every prediction scored against it."""
 
     n_fg: int
-    windows: tuple[tuple[slice, slice], ...]  # disjoint: each cluster's bounding box grown by the radius
-    window_fg: tuple[np.ndarray, ...]  # flat indices, within each window, of its foreground pixels
-    fg: np.ndarray  # flat image indices of the foreground pixels, window by window
-    fg_mass: np.ndarray  # the 7x7 kernel's weight inside the image around each of them
-    band: np.ndarray  # flat image indices of the background pixels within the radius of the foreground
-    band_nearest: np.ndarray  # flat image index of each one's nearest foreground pixel
+    windows: np.ndarray  # int64 rows (top, left, height, width, foreground pixels): disjoint windows
+    sources: np.ndarray  # int32, per window pixel (window by window, row by row): the image pixel whose
+    # error it carries into the filter (itself on the foreground, the nearest foreground pixel on the
+    # band, -1 elsewhere: no pixel the filter reads at the foreground)
+    window_fg: np.ndarray  # int32, window by window: window-local indices of the foreground pixels
     importance: np.ndarray  # (H * W,) float64: 2 - 0.5 ** (d / 5) on background, 0 on foreground
 
 
@@ -117,11 +117,6 @@ def _grown(box: Box, margin: int, shape: tuple[int, int]) -> Box:
     )
 
 
-def _kernel_mass(length: int) -> np.ndarray:
-    """Weight of the 1-D kernel inside ``[0, length)`` centred on each position."""
-    return cv2.filter2D(np.ones((1, length)), cv2.CV_64F, _KERNEL[None, :], borderType=cv2.BORDER_CONSTANT)[0]
-
-
 # every offset at most 3 * sqrt(2) away, in scipy's order of preference between equally near pixels:
 # nearer first, then the leftmost column, then the upper row
 _OFFSETS = sorted(
@@ -130,36 +125,7 @@ _OFFSETS = sorted(
     for dx in range(-_REACH, _REACH + 1)
     if dy * dy + dx * dx <= 2 * _RADIUS * _RADIUS
 )
-
-
-# most band pixels have a foreground pixel within distance 2: these offsets are tried first, for all of them
-_NEAR_FIRST = sum(1 for squared, _, _ in _OFFSETS if squared <= 4)
-
-
-def _band_nearest(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat image indices of the band's pixels and of each one's nearest foreground pixel.
-
-    A band pixel has a foreground pixel within 3 rows and 3 columns, so its nearest one is among the
-    offsets of ``_OFFSETS``: the first of them that lands on the foreground is the pixel scipy's
-    feature transform picks (its ties go to the leftmost column, then the upper row). The offsets
-    within distance 2 are tried first; only the pixels that none of them hits try the farther ones.
-    """
-    h, w = mask.shape
-    near = cv2.dilate(mask.view(np.uint8), np.ones((2 * _RADIUS + 1,) * 2, np.uint8))
-    band = np.flatnonzero(near > mask.view(np.uint8))
-    padded = np.zeros((h + 2 * _REACH, w + 2 * _REACH), bool)
-    padded[_REACH:-_REACH, _REACH:-_REACH] = mask
-    row, col = np.divmod(band, w)
-    at = (row + _REACH) * padded.shape[1] + col + _REACH
-    steps = np.array([dy * padded.shape[1] + dx for _, dx, dy in _OFFSETS])
-    flat = padded.reshape(-1)
-    hits = np.take(flat, at[:, None] + steps[:_NEAR_FIRST])
-    first = hits.argmax(axis=1)
-    farther = np.flatnonzero(~hits.any(axis=1))
-    far_hits = np.take(flat, at[farther, None] + steps[_NEAR_FIRST:])
-    first[farther] = _NEAR_FIRST + far_hits.argmax(axis=1)
-    image_steps = np.array([dy * w + dx for _, dx, dy in _OFFSETS])
-    return band, band + image_steps[first]
+_STEPS = np.array([(dy, dx) for _, dx, dy in _OFFSETS], np.int64)
 
 
 _LOG_HALF_FIFTH = math.log(0.5) / 5
@@ -181,18 +147,17 @@ def _importance_table(size: int) -> np.ndarray:
 
 def _importance(mask: np.ndarray) -> np.ndarray:
     """(H * W,) float64: ``2 - 0.5 ** (d / 5)`` for each background pixel, ``d`` its Euclidean distance to
-    the foreground exactly as scipy gives it; 0 for the foreground."""
-    if math.hypot(*mask.shape) >= _FLOAT32_EXACT_DISTANCE:
-        importance = 2.0 - np.exp(_LOG_HALF_FIFTH * ndimage.distance_transform_edt(~mask))
-        importance[mask] = 0.0
-        return importance.ravel()
-    # OpenCV's float32 distance is sqrt(s), s the exact integer squared distance, rounded once; squared
-    # again in float32 it is within 0.5 of s (relative error under 2e-7, s under 2.25e6), so rounding
-    # gives s back
-    distance = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    np.multiply(distance, distance, out=distance)
-    squared = np.rint(distance, out=distance).astype(np.intp).reshape(-1)
-    return np.take(_importance_table(int(squared.max()) + 1), squared)
+    the foreground exactly as scipy gives it (the square root of the exact integer squared distance);
+    0 for the foreground."""
+    importance = np.empty(mask.size)
+    largest = _kernels.squared_distances(mask.view(np.uint8), *mask.shape, importance)
+    if largest < _LARGEST_TABLE:
+        _kernels.lookup_inplace(_importance_table(largest + 1), importance)
+        return importance
+    foreground = importance == 0
+    importance = 2.0 - np.exp(_LOG_HALF_FIFTH * np.sqrt(importance, out=importance), out=importance)
+    importance[foreground] = 0.0
+    return importance
 
 
 def ground_terms(mask: np.ndarray) -> WeightedFGround | None:
@@ -200,35 +165,23 @@ def ground_terms(mask: np.ndarray) -> WeightedFGround | None:
     if not mask.any():
         return None
     h, w = mask.shape
+    mask = np.ascontiguousarray(mask)
+    # the band: background pixels with a foreground pixel within the radius in both axes
+    near = cv2.dilate(mask.view(np.uint8), np.ones((2 * _RADIUS + 1,) * 2, np.uint8))
     boxes = [_grown(box, _RADIUS, (h, w)) for box in _clusters(mask)]
-    windows = tuple((slice(top, bottom), slice(left, right)) for top, bottom, left, right in boxes)
-    window_fg = tuple(np.flatnonzero(mask[window]) for window in windows)
-    fg = np.concatenate(
-        [
-            (own // (box[3] - box[2]) + box[0]) * w + own % (box[3] - box[2]) + box[2]
-            for own, box in zip(window_fg, boxes, strict=True)
-        ]
+    windows = np.array(
+        [(top, left, bottom - top, right - left, 0) for top, bottom, left, right in boxes], np.int64
     )
-    row_mass, col_mass = _kernel_mass(h), _kernel_mass(w)
-    band, band_nearest = _band_nearest(mask)
+    sources = np.empty(int((windows[:, 2] * windows[:, 3]).sum()), np.int32)
+    window_fg = np.empty(np.count_nonzero(mask), np.int32)
+    _kernels.window_sources(mask.view(np.uint8), near, h, w, windows, _STEPS, sources, window_fg)
     return WeightedFGround(
-        n_fg=int(fg.size),
+        n_fg=window_fg.size,
         windows=windows,
+        sources=sources,
         window_fg=window_fg,
-        fg=fg,
-        fg_mass=row_mass[fg // w] * col_mass[fg % w],
-        band=band,
-        band_nearest=band_nearest,
         importance=_importance(mask),
     )
-
-
-def _values_image(values: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """``values[levels]`` as a new contiguous float64 image (OpenCV's LUT for 8-bit maps: several times
-    faster than NumPy's indexing)."""
-    if levels.dtype == np.uint8 and values.size == 256:
-        return cv2.LUT(levels, values)
-    return np.ascontiguousarray(values[levels], dtype=np.float64)
 
 
 def weighted_f(
@@ -238,30 +191,24 @@ def weighted_f(
     beta2: float = 1.0,
     empty: float = 0.0,
 ) -> float:
-    """Weighted F-beta of an integer level map whose level ``k`` has normalised value ``values[k]``.
+    """Weighted F-beta of an integer level map (uint8 or uint16) whose level ``k`` has normalised value
+    ``values[k]``.
 
-    ``ground`` comes from :func:`ground_terms` of the binary GT; ``empty`` is returned for a GT
-    without foreground (PySODMetrics: 0; Matlab cannot score it: NaN).
+    ``ground`` comes from :func:`ground_terms` of the binary GT; ``empty`` is returned for a GT without
+    foreground (PySODMetrics: 0; Matlab cannot score it: NaN).
     """
     if ground is None:
         return empty
-    image = _values_image(values, levels)
-    flat = image.reshape(-1)
-    fp = float(np.dot(flat, ground.importance))  # a background pixel's error is its value
-    # near the foreground, the background's error is that of its nearest foreground pixel
-    flat[ground.band] = flat[ground.band_nearest]
-    blurred = np.concatenate(
-        [
-            np.take(
-                cv2.sepFilter2D(image[window], cv2.CV_64F, _KERNEL, _KERNEL, borderType=cv2.BORDER_CONSTANT),
-                own,
-            )
-            for window, own in zip(ground.windows, ground.window_fg, strict=True)
-        ]
+    fp, fg_sum = _kernels.weighted_f_terms(
+        np.ascontiguousarray(levels),
+        levels.itemsize,
+        np.ascontiguousarray(values, dtype=np.float64),
+        ground.importance,
+        ground.windows,
+        ground.sources,
+        ground.window_fg,
+        _KERNEL,
     )
-    filtered_error = np.subtract(ground.fg_mass, blurred, out=blurred)
-    fg_error = np.subtract(1.0, np.take(flat, ground.fg))
-    fg_sum = float(np.minimum(filtered_error, fg_error, out=fg_error).sum())
     tp = ground.n_fg - fg_sum
     recall = 1 - fg_sum / ground.n_fg
     precision = tp / (tp + fp + MATLAB_EPS)
