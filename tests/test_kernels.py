@@ -170,29 +170,18 @@ def test_weighted_f_terms_refuse_inconsistent_terms() -> None:
 
 def test_window_sources_refuse_windows_that_miss_foreground() -> None:
     gt, ground = _ground()
-    mask = gt > 128
-    near = cv2.dilate(mask.view(np.uint8), np.ones((7, 7), np.uint8))
-    windows = ground.windows[:1].copy()  # only the first window: foreground left out
-    sources = np.empty(int(windows[0, 2] * windows[0, 3]), np.int32)
+    mask = (gt > 128).view(np.uint8)
+    near = cv2.dilate(mask, np.ones((7, 7), np.uint8))
+
+    def fill(windows: np.ndarray) -> None:
+        sources = np.empty(int((windows[:, 2] * windows[:, 3]).sum()), np.int32)
+        fg = np.empty(ground.n_fg, np.int32)
+        _kernels.window_sources(mask, near, *mask.shape, windows, wf._STEPS, sources, fg)
+
+    fill(ground.windows.copy())
     with pytest.raises(ValueError, match="do not match"):
-        _kernels.window_sources(
-            mask.view(np.uint8),
-            near,
-            *mask.shape,
-            windows,
-            wf._STEPS,
-            sources,
-            np.empty(ground.n_fg, np.int32),
-        )
+        fill(ground.windows[:1].copy())  # only the first window: foreground left out
     outside = ground.windows.copy()
     outside[0, 0] = -1
     with pytest.raises(ValueError, match="outside the image"):
-        _kernels.window_sources(
-            mask.view(np.uint8),
-            near,
-            *mask.shape,
-            outside,
-            wf._STEPS,
-            np.empty(ground.sources.size, np.int32),
-            np.empty(ground.n_fg, np.int32),
-        )
+        fill(outside)
