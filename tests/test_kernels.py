@@ -127,25 +127,29 @@ def test_weighted_f_terms_refuse_inconsistent_terms() -> None:
     levels = np.zeros(gt.shape, np.uint8)
     values = np.arange(256) / 255
 
-    def terms(**change: np.ndarray) -> tuple[float, float]:
+    def terms(**change: object) -> list[float]:
         parts = {
-            "levels": levels,
-            "values": values,
+            "maps": [levels],
+            "values": values[None],
             "importance": ground.importance,
-            "windows": ground.windows,
             "sources": ground.sources,
             "window_fg": ground.window_fg,
+            "spans": ground.spans,
         } | change
-        return _kernels.weighted_f_terms(
-            parts["levels"],
-            parts["levels"].itemsize,
+        out = np.empty((len(parts["maps"]), 2))
+        _kernels.weighted_f_terms(
+            parts["maps"],
+            1,
             parts["values"],
             parts["importance"],
-            parts["windows"],
+            ground.windows,
             parts["sources"],
             parts["window_fg"],
+            parts["spans"],
             wf._KERNEL,
+            out,
         )
+        return out.ravel().tolist()
 
     # an all-zero map: every pixel the filter reads carries error 1, so EA is the kernel's mass in the image
     fp, fg_error = terms()
@@ -160,12 +164,46 @@ def test_weighted_f_terms_refuse_inconsistent_terms() -> None:
     outside[-1] = -1
     with pytest.raises(ValueError, match="foreground index"):
         terms(window_fg=outside)
-    with pytest.raises(ValueError, match="one value per level"):
-        terms(values=values[:255])
-    with pytest.raises(ValueError, match="importance|weights"):
+    swapped = ground.window_fg.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]  # the column pass reads the foreground row by row, in order
+    with pytest.raises(ValueError, match="out of order"):
+        terms(window_fg=swapped)
+    wide = ground.spans.copy()
+    wide[1] = ground.windows[0, 3] + 1
+    with pytest.raises(ValueError, match="row span"):
+        terms(spans=wide)
+    with pytest.raises(ValueError, match="values"):
+        terms(values=values[None, :255])
+    with pytest.raises(ValueError, match="map"):
         terms(importance=ground.importance[:-1])
+    with pytest.raises(ValueError, match="map"):
+        terms(maps=[levels, levels[:-1]], values=np.stack([values, values]))
     with pytest.raises(ValueError, match="sources"):
         terms(sources=ground.sources[:-1])
+
+
+def test_maps_of_one_gt_together_get_their_values_alone() -> None:
+    """``weighted_f_many`` reads the importance once for all maps: each value is the one-map value, bit for
+    bit, for any number of maps and image sizes that are not a multiple of the tile or of 4."""
+    rng = np.random.default_rng(4)
+    for shape in [(50, 70), (67, 131), (3, 5)]:
+        gt = np.zeros(shape, np.uint8)
+        gt[shape[0] // 3 : shape[0] // 2 + 1, shape[1] // 4 : shape[1] // 2 + 1] = 255
+        ground = wf.ground_terms(gt > 128)
+        maps = [rng.integers(0, 256, shape).astype(np.uint8) for _ in range(5)]
+        values = np.stack([np.sort(rng.random(256)) for _ in maps])
+        together = wf.weighted_f_many(maps, values, ground)
+        assert together == [
+            wf.weighted_f(levels, row, ground) for levels, row in zip(maps, values, strict=True)
+        ]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = [
+                psm.WeightedFmeasure().cal_wfm(row[levels], gt > 128)
+                for levels, row in zip(maps, values, strict=True)
+            ]
+        np.testing.assert_allclose(together, expected, rtol=0, atol=1e-9)
+    assert wf.weighted_f_many([], np.zeros((0, 256)), ground) == []
 
 
 def test_window_sources_refuse_windows_that_miss_foreground() -> None:
@@ -175,8 +213,8 @@ def test_window_sources_refuse_windows_that_miss_foreground() -> None:
 
     def fill(windows: np.ndarray) -> None:
         sources = np.empty(int((windows[:, 2] * windows[:, 3]).sum()), np.int32)
-        fg = np.empty(ground.n_fg, np.int32)
-        _kernels.window_sources(mask, near, *mask.shape, windows, wf._STEPS, sources, fg)
+        fg, spans = np.empty(ground.n_fg, np.int32), np.empty(2 * int(windows[:, 2].sum()), np.int32)
+        _kernels.window_sources(mask, near, *mask.shape, windows, wf._STEPS, sources, fg, spans)
 
     fill(ground.windows.copy())
     with pytest.raises(ValueError, match="do not match"):

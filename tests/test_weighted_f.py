@@ -130,6 +130,17 @@ def _window_images(ground, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarr
     return cover, source, listed
 
 
+def _spans_by_numpy(mask: np.ndarray, ground) -> np.ndarray:
+    """Per window row, the columns [lo, hi) of the window's foreground within 3 rows (0, 0 when none)."""
+    spans = []
+    for top, left, height, width, _ in ground.windows.tolist():
+        fg = mask[top : top + height, left : left + width]
+        for y in range(height):
+            columns = np.flatnonzero(fg[max(y - 3, 0) : y + 4].any(axis=0))
+            spans += [int(columns[0]), int(columns[-1]) + 1] if columns.size else [0, 0]
+    return np.array(spans)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_band_nearest_pixels_are_scipys_feature_transform(seed: int) -> None:
     """Only background pixels within the filter's reach get a nearest foreground pixel, and it is the one
@@ -152,6 +163,7 @@ def test_windows_are_disjoint_and_cover_each_foreground_pixel_with_its_reach() -
         assert (cover[reach] == 1).all()
         assert np.array_equal(listed, mask)
         assert ground.n_fg == mask.sum()
+        assert np.array_equal(ground.spans, _spans_by_numpy(mask, ground))
     two = np.zeros((40, 60), bool)
     two[5:10, 5:10] = two[25:30, 40:50] = True
     assert len(ground_terms(two).windows) == 2

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define TAPS 7 /* the weighted F's 7x7 Gaussian */
+#define RADIUS (TAPS / 2)
 #define LANES 4 /* independent partial histograms: repeated levels do not wait on one another's stores */
 
 static int check_size(const Py_buffer *buffer, Py_ssize_t items, Py_ssize_t itemsize, const char *name)
@@ -76,20 +78,24 @@ done:
     return result;
 }
 
-/* window_sources(mask, near, windows, offsets, sources, fg)
+/* window_sources(mask, near, windows, offsets, sources, fg, spans)
  *
  * The weighted F's windows, filled in: for each window pixel, row by row, sources gets the image index
  * whose error it carries into the filter (int32): itself on the foreground (mask != 0), on the band
  * (near != 0: a foreground pixel within the filter radius) the first offset (int64 rows dy, dx) that
  * lands on the foreground, else -1; fg gets each window's window-local foreground indices (int32), and
- * the windows' fifth column (int64 rows top, left, height, width, n_fg) their count.
+ * the windows' fifth column (int64 rows top, left, height, width, n_fg) their count; spans (int32, two
+ * per window row, window by window) the columns [lo, hi) of the window's foreground in the rows within
+ * the filter radius of that row: the only columns where its row pass is read.
  */
 static PyObject *window_sources(PyObject *self, PyObject *args)
 {
-    Py_buffer mask, near, windows, offsets, sources, fg;
+    Py_buffer mask, near, windows, offsets, sources, fg, spans;
     Py_ssize_t height, width;
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "y*y*nnw*y*w*w*", &mask, &near, &height, &width, &windows, &offsets, &sources, &fg))
+    int32_t *own_spans = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*nnw*y*w*w*w*", &mask, &near, &height, &width, &windows, &offsets, &sources,
+                          &fg, &spans))
         return NULL;
     const Py_ssize_t n_windows = windows.len / (Py_ssize_t)(5 * sizeof(int64_t));
     const Py_ssize_t n_offsets = offsets.len / (Py_ssize_t)(2 * sizeof(int64_t));
@@ -101,7 +107,7 @@ static PyObject *window_sources(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "the image must have under 2**31 pixels");
         goto done;
     }
-    Py_ssize_t area = 0;
+    Py_ssize_t area = 0, all_rows = 0;
     for (Py_ssize_t w = 0; w < n_windows; w++) {
         const int64_t top = box[5 * w], left = box[5 * w + 1], rows = box[5 * w + 2], cols = box[5 * w + 3];
         if (top < 0 || left < 0 || rows < 0 || cols < 0 || top + rows > height || left + cols > width) {
@@ -109,9 +115,17 @@ static PyObject *window_sources(PyObject *self, PyObject *args)
             goto done;
         }
         area += (Py_ssize_t)(rows * cols);
+        all_rows += (Py_ssize_t)rows;
     }
-    if (check_size(&sources, area, sizeof(int32_t), "sources"))
+    if (check_size(&sources, area, sizeof(int32_t), "sources") ||
+        check_size(&spans, 2 * all_rows, sizeof(int32_t), "spans"))
         goto done;
+    int32_t *span = spans.buf;
+    own_spans = malloc(sizeof(int32_t) * (size_t)(2 * height + 1));
+    if (own_spans == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     const uint8_t *m = mask.buf, *reach = near.buf;
     const int64_t *step = offsets.buf;
     int32_t *src = sources.buf, *own = fg.buf;
@@ -120,11 +134,16 @@ static PyObject *window_sources(PyObject *self, PyObject *args)
         const Py_ssize_t top = (Py_ssize_t)box[5 * w], left = (Py_ssize_t)box[5 * w + 1];
         const Py_ssize_t rows = (Py_ssize_t)box[5 * w + 2], cols = (Py_ssize_t)box[5 * w + 3];
         Py_ssize_t count = 0;
+        for (Py_ssize_t y = 0; y < rows; y++) /* first each row's own foreground columns */
+            span[2 * y] = (int32_t)cols, span[2 * y + 1] = 0;
         for (Py_ssize_t y = top; y < top + rows && missing < 0; y++)
             for (Py_ssize_t x = left; x < left + cols; x++, src++) {
                 const Py_ssize_t at = y * width + x;
                 *src = -1;
                 if (m[at]) {
+                    int32_t *own_span = span + 2 * (y - top);
+                    own_span[0] = own_span[0] < x - left ? own_span[0] : (int32_t)(x - left);
+                    own_span[1] = (int32_t)(x - left + 1); /* x grows along the row */
                     *src = (int32_t)at;
                     if (listed + count >= n_fg) {
                         missing = at;
@@ -147,6 +166,19 @@ static PyObject *window_sources(PyObject *self, PyObject *args)
             }
         box[5 * w + 4] = count;
         listed += count;
+        /* then the union over the rows within the filter radius */
+        memcpy(own_spans, span, sizeof(int32_t) * (size_t)(2 * rows));
+        for (Py_ssize_t y = 0; y < rows; y++) {
+            int32_t lo = (int32_t)cols, hi = 0;
+            for (Py_ssize_t t = y - RADIUS; t <= y + RADIUS; t++)
+                if (t >= 0 && t < rows) {
+                    lo = own_spans[2 * t] < lo ? own_spans[2 * t] : lo;
+                    hi = own_spans[2 * t + 1] > hi ? own_spans[2 * t + 1] : hi;
+                }
+            span[2 * y] = lo < hi ? lo : 0;
+            span[2 * y + 1] = lo < hi ? hi : 0;
+        }
+        span += 2 * rows;
     }
     if (missing >= 0 || listed != n_fg) {
         PyErr_Format(PyExc_ValueError, "pixel %zd: the windows, offsets or foreground count do not match", missing);
@@ -154,6 +186,8 @@ static PyObject *window_sources(PyObject *self, PyObject *args)
     }
     result = Py_NewRef(Py_None);
 done:
+    free(own_spans);
+    PyBuffer_Release(&spans);
     PyBuffer_Release(&mask);
     PyBuffer_Release(&near);
     PyBuffer_Release(&windows);
@@ -283,34 +317,46 @@ done:
     return result;
 }
 
-#define TAPS 7 /* the weighted F's 7x7 Gaussian */
-#define RADIUS (TAPS / 2)
 
 static inline Py_ssize_t level_at(const void *levels, int wide, Py_ssize_t i)
 {
     return wide ? ((const uint16_t *)levels)[i] : ((const uint8_t *)levels)[i];
 }
 
-/* sum over the image of values[level] * weights: the weighted F's false positives */
-static inline double weighted_level_sum(const void *levels, int wide, Py_ssize_t n, const double *values,
-                                        const double *weights)
+#define TILE 4096 /* pixels per tile of the false-positive sums: the weights' tile stays in cache */
+
+/* fp[m] = sum over the image of values[m][level_m] * weights, for the maps of one GT: the weights are
+ * read once per tile for all of them. Each map's sum runs over four lanes (pixel index mod 4), the last
+ * pixels beyond a multiple of 4 into lane 0, so it does not depend on how many maps come together. */
+static void weighted_level_sums(const Py_buffer *maps, Py_ssize_t n_maps, int wide, Py_ssize_t n,
+                                const double *values, Py_ssize_t n_levels, const double *weights, double *part,
+                                double *fp)
 {
-    double part[4] = {0.0, 0.0, 0.0, 0.0};
-    Py_ssize_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int lane = 0; lane < 4; lane++)
-            part[lane] += values[level_at(levels, wide, i + lane)] * weights[i + lane];
-    for (; i < n; i++)
-        part[0] += values[level_at(levels, wide, i)] * weights[i];
-    return (part[0] + part[1]) + (part[2] + part[3]);
+    memset(part, 0, sizeof(double) * (size_t)(4 * n_maps));
+    for (Py_ssize_t start = 0; start < n; start += TILE) {
+        const Py_ssize_t end = start + TILE < n ? start + TILE : n;
+        for (Py_ssize_t m = 0; m < n_maps; m++) {
+            const void *levels = maps[m].buf;
+            const double *value = values + m * n_levels;
+            double *lane = part + 4 * m;
+            Py_ssize_t i = start;
+            for (; i + 4 <= end; i += 4)
+                for (int l = 0; l < 4; l++)
+                    lane[l] += value[level_at(levels, wide, i + l)] * weights[i + l];
+            for (; i < end; i++)
+                lane[0] += value[level_at(levels, wide, i)] * weights[i];
+        }
+    }
+    for (Py_ssize_t m = 0; m < n_maps; m++)
+        fp[m] = (part[4 * m] + part[4 * m + 1]) + (part[4 * m + 2] + part[4 * m + 3]);
 }
 
 /* the weighted F's sum of min(E, EA) over one window's foreground. The row pass is kept for the last
  * TAPS rows only (ring), so the scratch (ring, a zero row and the padded error row: (TAPS + 2) * width
  * + 2 * RADIUS doubles) stays in the first-level cache. */
 static inline double window_error(const void *levels, int wide, const double *errors, const int32_t *src,
-                                  const int32_t *own, Py_ssize_t height, Py_ssize_t width, Py_ssize_t count,
-                                  const double *k, double *scratch)
+                                  const int32_t *own, const int32_t *span, Py_ssize_t height, Py_ssize_t width,
+                                  Py_ssize_t count, const double *k, double *scratch)
 {
     const double k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6];
     double *ring = scratch, *zero = scratch + TAPS * width, *row = zero + width;
@@ -321,14 +367,18 @@ static inline double window_error(const void *levels, int wide, const double *er
     Py_ssize_t next = 0, f = 0;   /* the next row to filter across, the next foreground pixel */
     for (Py_ssize_t y = 0; y < height; y++) {
         for (; next <= y + RADIUS && next < height; next++) {
+            /* only the columns the column pass reads (span), from the errors within the radius of them */
+            const Py_ssize_t lo = span[2 * next], hi = span[2 * next + 1];
+            const Py_ssize_t first = lo - RADIUS > 0 ? lo - RADIUS : 0;
+            const Py_ssize_t last = hi + RADIUS < width ? hi + RADIUS : width;
             const int32_t *from = src + next * width;
-            for (Py_ssize_t x = 0; x < width; x++) { /* branch-free: band edges would mispredict */
+            for (Py_ssize_t x = first; x < last; x++) { /* branch-free: band edges would mispredict */
                 const int32_t at = from[x] < 0 ? 0 : from[x];
                 row[RADIUS + x] = (double)(from[x] >= 0) * errors[level_at(levels, wide, at)];
             }
             double *out = ring + (next % TAPS) * width;
             /* every sum in tap order (one expression, so the loop over x vectorises) */
-            for (Py_ssize_t x = 0; x < width; x++)
+            for (Py_ssize_t x = lo; x < hi; x++)
                 out[x] = k0 * row[x] + k1 * row[x + 1] + k2 * row[x + 2] + k3 * row[x + 3] + k4 * row[x + 4] +
                          k5 * row[x + 5] + k6 * row[x + 6];
         }
@@ -348,46 +398,67 @@ static inline double window_error(const void *levels, int wide, const double *er
     return part[0] + part[1];
 }
 
-/* weighted_f_terms(levels, itemsize, values, weights, windows, sources, fg, kernel) -> (fp, fg_error)
+/* weighted_f_terms(maps, itemsize, values, weights, windows, sources, fg, spans, kernel, out)
  *
- * The two sums of the weighted F of one map: fp, the false positives sum(values[level] * weights) over
- * the image (weights: the importance, 0 on the foreground), and fg_error, the sum over the foreground
- * of min(E, EA): E a foreground pixel's error 1 - values[level], EA the error image filtered by the
- * 7-tap separable kernel (zeros outside the image) where each background pixel near the foreground
- * takes the error of its nearest foreground pixel.
+ * The two sums of the weighted F of each map of one GT, into out (float64, per map: fp, fg_error): fp,
+ * the false positives sum(values[m][level] * weights) over the image (weights: the importance, 0 on
+ * the foreground), and fg_error, the sum over the foreground of min(E, EA): E a foreground pixel's
+ * error 1 - values[m][level], EA the error image filtered by the 7-tap separable kernel (zeros outside
+ * the image) where each background pixel near the foreground takes the error of its nearest
+ * foreground pixel.
  *
- * windows: int64 rows (top, left, height, width, n_fg), disjoint image rectangles that hold every pixel
- * the filter reads at their foreground pixels; sources: int32, per window pixel row by row, the image
- * index whose error it carries (-1: none, error 0); fg: int32, per window, the window-local indices of
- * its foreground pixels, none within the filter radius of a window edge that is not the image's.
- * levels: the map, uint8 (itemsize 1) or uint16 (itemsize 2).
+ * maps: a sequence of contiguous level maps, all uint8 (itemsize 1) or all uint16 (itemsize 2);
+ * values: float64, one row of per-level values per map; windows: int64 rows (top, left, height, width,
+ * n_fg), disjoint image rectangles that hold every pixel the filter reads at their foreground pixels;
+ * sources: int32, per window pixel row by row, the image index whose error it carries (-1: none,
+ * error 0); fg: int32, per window, the window-local indices of its foreground pixels, row-major, none
+ * within the filter radius of a window edge that is not the image's; spans: int32, per window row, the
+ * columns [lo, hi) of the foreground within the filter radius (window_sources).
  */
 static PyObject *weighted_f_terms(PyObject *self, PyObject *args)
 {
-    Py_buffer levels, values, weights, windows, sources, fg, kernel;
-    Py_ssize_t itemsize;
-    PyObject *result = NULL;
-    double *scratch = NULL, *errors = NULL;
-    if (!PyArg_ParseTuple(args, "y*ny*y*y*y*y*y*", &levels, &itemsize, &values, &weights, &windows, &sources,
-                          &fg, &kernel))
+    Py_buffer values, weights, windows, sources, fg, spans, kernel, out;
+    PyObject *maps_obj, *sequence = NULL, *result = NULL;
+    Py_buffer *maps = NULL;
+    Py_ssize_t itemsize, n_maps = 0, acquired = 0;
+    double *scratch = NULL, *errors = NULL, *part = NULL;
+    if (!PyArg_ParseTuple(args, "Ony*y*y*y*y*y*y*w*", &maps_obj, &itemsize, &values, &weights, &windows, &sources,
+                          &fg, &spans, &kernel, &out))
         return NULL;
-    const Py_ssize_t n_levels = values.len / (Py_ssize_t)sizeof(double);
-    const Py_ssize_t n_windows = windows.len / (Py_ssize_t)(5 * sizeof(int64_t));
-    const Py_ssize_t n_pixels = itemsize > 0 ? levels.len / itemsize : 0;
     const int wide = itemsize == 2;
+    const Py_ssize_t n_levels = wide ? 65536 : 256, n_pixels = weights.len / (Py_ssize_t)sizeof(double);
+    const Py_ssize_t n_windows = windows.len / (Py_ssize_t)(5 * sizeof(int64_t));
     const int64_t *box = windows.buf;
-    Py_ssize_t area = 0, n_fg = 0, widest = 0;
+    sequence = PySequence_Fast(maps_obj, "maps must be a sequence of arrays");
+    if (sequence == NULL)
+        goto done;
+    n_maps = PySequence_Fast_GET_SIZE(sequence);
+    maps = calloc((size_t)(n_maps > 0 ? n_maps : 1), sizeof(Py_buffer));
+    if (maps == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; acquired < n_maps; acquired++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(sequence, acquired), &maps[acquired], PyBUF_SIMPLE) < 0)
+            goto done;
+        if (check_size(&maps[acquired], n_pixels, itemsize, "map")) {
+            acquired++;
+            goto done;
+        }
+    }
+    Py_ssize_t area = 0, n_fg = 0, widest = 0, all_rows = 0;
     for (Py_ssize_t w = 0; w < n_windows; w++) {
         area += (Py_ssize_t)(box[5 * w + 2] * box[5 * w + 3]);
+        all_rows += (Py_ssize_t)box[5 * w + 2];
         n_fg += (Py_ssize_t)box[5 * w + 4];
         widest = box[5 * w + 3] > widest ? (Py_ssize_t)box[5 * w + 3] : widest;
     }
-    if ((itemsize != 1 && itemsize != 2) || n_levels != (wide ? 65536 : 256) ||
-        check_size(&kernel, TAPS, sizeof(double), "kernel") ||
-        check_size(&weights, n_pixels, sizeof(double), "weights") ||
-        check_size(&sources, area, sizeof(int32_t), "sources") || check_size(&fg, n_fg, sizeof(int32_t), "fg")) {
+    if ((itemsize != 1 && itemsize != 2) || check_size(&values, n_maps * n_levels, sizeof(double), "values") ||
+        check_size(&kernel, TAPS, sizeof(double), "kernel") || check_size(&out, 2 * n_maps, sizeof(double), "out") ||
+        check_size(&sources, area, sizeof(int32_t), "sources") || check_size(&fg, n_fg, sizeof(int32_t), "fg") ||
+        check_size(&spans, 2 * all_rows, sizeof(int32_t), "spans")) {
         if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "levels must be uint8 or uint16, with one value per level");
+            PyErr_SetString(PyExc_ValueError, "levels must be uint8 or uint16");
         goto done;
     }
     /* every index the loops follow, checked once */
@@ -397,45 +468,67 @@ static PyObject *weighted_f_terms(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "a source index outside the image");
             goto done;
         }
-    for (Py_ssize_t w = 0, start = 0; w < n_windows; start += (Py_ssize_t)box[5 * w + 4], w++)
+    const int32_t *span = spans.buf;
+    for (Py_ssize_t w = 0, start = 0, row0 = 0; w < n_windows; start += (Py_ssize_t)box[5 * w + 4], row0 += box[5 * w + 2], w++) {
+        const Py_ssize_t width = (Py_ssize_t)box[5 * w + 3];
         for (Py_ssize_t f = start; f < start + (Py_ssize_t)box[5 * w + 4]; f++)
-            if (own[f] < 0 || own[f] >= box[5 * w + 2] * box[5 * w + 3]) {
-                PyErr_SetString(PyExc_ValueError, "a foreground index outside its window");
+            if (own[f] < 0 || own[f] >= box[5 * w + 2] * width || (f > start && own[f] <= own[f - 1])) {
+                PyErr_SetString(PyExc_ValueError, "a foreground index outside its window or out of order");
                 goto done;
             }
+        for (Py_ssize_t y = row0; y < row0 + box[5 * w + 2]; y++)
+            if (span[2 * y] < 0 || span[2 * y] > span[2 * y + 1] || span[2 * y + 1] > width) {
+                PyErr_SetString(PyExc_ValueError, "a row span outside its window");
+                goto done;
+            }
+    }
     scratch = malloc(sizeof(double) * (size_t)((TAPS + 2) * widest + 2 * RADIUS));
-    errors = malloc(sizeof(double) * (size_t)n_levels);
-    if (scratch == NULL || errors == NULL) {
+    errors = malloc(sizeof(double) * (size_t)(n_maps * n_levels + 1));
+    part = malloc(sizeof(double) * (size_t)(5 * n_maps + 1)); /* four lanes per map, then its fp */
+    if (scratch == NULL || errors == NULL || part == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     const double *value = values.buf;
-    for (Py_ssize_t level = 0; level < n_levels; level++)
-        errors[level] = 1.0 - value[level];
-    double fp, fg_error = 0.0;
+    for (Py_ssize_t j = 0; j < n_maps * n_levels; j++)
+        errors[j] = 1.0 - value[j];
+    double *sums = out.buf, *fps = part + 4 * n_maps;
     Py_BEGIN_ALLOW_THREADS
-    fp = wide ? weighted_level_sum(levels.buf, 1, n_pixels, value, weights.buf)
-              : weighted_level_sum(levels.buf, 0, n_pixels, value, weights.buf);
-    for (Py_ssize_t w = 0; w < n_windows; w++) {
-        const Py_ssize_t height = (Py_ssize_t)box[5 * w + 2], width = (Py_ssize_t)box[5 * w + 3];
-        const Py_ssize_t count = (Py_ssize_t)box[5 * w + 4];
-        fg_error += wide ? window_error(levels.buf, 1, errors, src, own, height, width, count, kernel.buf, scratch)
-                         : window_error(levels.buf, 0, errors, src, own, height, width, count, kernel.buf, scratch);
-        src += height * width;
-        own += count;
+    weighted_level_sums(maps, n_maps, wide, n_pixels, value, n_levels, weights.buf, part, fps);
+    for (Py_ssize_t m = 0; m < n_maps; m++) {
+        const int32_t *from = src, *listed = own, *rows = span;
+        const double *error = errors + m * n_levels;
+        double fg_error = 0.0;
+        for (Py_ssize_t w = 0; w < n_windows; w++) {
+            const Py_ssize_t height = (Py_ssize_t)box[5 * w + 2], width = (Py_ssize_t)box[5 * w + 3];
+            const Py_ssize_t count = (Py_ssize_t)box[5 * w + 4];
+            fg_error += wide ? window_error(maps[m].buf, 1, error, from, listed, rows, height, width, count, kernel.buf, scratch)
+                             : window_error(maps[m].buf, 0, error, from, listed, rows, height, width, count, kernel.buf, scratch);
+            from += height * width;
+            listed += count;
+            rows += 2 * height;
+        }
+        sums[2 * m] = fps[m];
+        sums[2 * m + 1] = fg_error;
     }
     Py_END_ALLOW_THREADS
-    result = Py_BuildValue("(dd)", fp, fg_error);
+    result = Py_NewRef(Py_None);
 done:
+    for (Py_ssize_t m = 0; m < acquired; m++)
+        PyBuffer_Release(&maps[m]);
+    free(maps);
+    Py_XDECREF(sequence);
     free(scratch);
     free(errors);
-    PyBuffer_Release(&levels);
+    free(part);
     PyBuffer_Release(&values);
     PyBuffer_Release(&weights);
     PyBuffer_Release(&windows);
     PyBuffer_Release(&sources);
     PyBuffer_Release(&fg);
+    PyBuffer_Release(&spans);
     PyBuffer_Release(&kernel);
+    PyBuffer_Release(&out);
     return result;
 }
 
@@ -444,7 +537,7 @@ static PyMethodDef methods[] = {
     {"window_sources", window_sources, METH_VARARGS, "The weighted F's window pixels and their sources."},
     {"squared_distances", squared_distances, METH_VARARGS, "Exact squared distances to the nearest nonzero pixel."},
     {"lookup_inplace", lookup_inplace, METH_VARARGS, "values[i] = table[values[i]], in place."},
-    {"weighted_f_terms", weighted_f_terms, METH_VARARGS, "The weighted F's false positives and foreground error."},
+    {"weighted_f_terms", weighted_f_terms, METH_VARARGS, "The weighted F's false positives and foreground error of each map of one GT."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -305,12 +305,12 @@ class _BinaryGTProtocol(Protocol):
                 constant_mean=constant_mean,
             )
         auc = self.auc(tpr, fpr)
-        wfm = [  # NaN and undefined (below) where a GT was prepared without it
-            weighted_f.weighted_f(pred, row, ground.weighted_f, empty=self.empty_wfm)
-            if ground.wfm
-            else math.nan
-            for pred, row, ground in zip(preds, values, grounds, strict=True)
-        ]
+        wfm = [math.nan] * n_maps  # NaN and undefined (below) where a GT was prepared without it
+        for start, stop in _runs_of_one_ground(grounds):
+            if grounds[start].wfm:
+                wfm[start:stop] = weighted_f.weighted_f_many(
+                    preds[start:stop], values[start:stop], grounds[start].weighted_f, empty=self.empty_wfm
+                )
         summaries = measures.curve_summaries({"fm": fm[:, :n_curve], "em": em[:, :n_curve]})
         columns = {
             "sm": sm,
@@ -357,6 +357,12 @@ class _BinaryGTProtocol(Protocol):
         return confusion.image_row(
             ground.confusion, curve, adaptive, binary, ground.n_fg, math.prod(ground.shape)
         )
+
+
+def _runs_of_one_ground(grounds: Sequence[GroundTruth]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of consecutive rows scored against the same GT object."""
+    starts = [row for row in range(len(grounds)) if row == 0 or grounds[row] is not grounds[row - 1]]
+    return list(zip(starts, [*starts[1:], len(grounds)], strict=True))
 
 
 def _level_tables(protocol: _BinaryGTProtocol, lo: int, hi: int, n_levels: int) -> tuple[np.ndarray, ...]:

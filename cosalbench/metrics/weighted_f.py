@@ -15,9 +15,11 @@ and each part only touches the pixels that can change the result:
   Every background pixel also gets the importance weight ``2 - 0.5 ** (d / 5)`` (``d`` exact: the
   compiled ``squared_distances`` gives the integer squared distance, square-rooted in float64 as scipy
   does).
-* :func:`weighted_f` (once per prediction): one call of the compiled ``weighted_f_terms``. The weighted
-  false positives are ``sum(values[level] * importance)`` over the image (a background pixel's error
-  is its value). Then each window is filled, row by row, with the errors its pixels carry, the 7x7
+* :func:`weighted_f_many` (the predictions of one GT together): one call of the compiled
+  ``weighted_f_terms``. The weighted false positives are ``sum(values[level] * importance)`` over the
+  image (a background pixel's error is its value), for all the maps in one pass over tiles of the
+  importance. Then, map by map, each window is filled, row by row, with the errors its pixels carry
+  (only in the columns within the filter radius of the foreground of the rows nearby), the 7x7
   Gaussian (sigma 5, normalised like Matlab's ``fspecial``) runs as a row pass (kept for the last 7
   rows only) and a column pass at the row's foreground pixels, zeros outside the image as
   PySODMetrics' ``convolve``, and ``min(E, EA)`` is summed over the foreground. This equals
@@ -27,6 +29,7 @@ and each part only touches the pixels that can change the result:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -71,6 +74,8 @@ class WeightedFGround:
     # error it carries into the filter (itself on the foreground, the nearest foreground pixel on the
     # band, -1 elsewhere: no pixel the filter reads at the foreground)
     window_fg: np.ndarray  # int32, window by window: window-local indices of the foreground pixels
+    spans: np.ndarray  # int32, two per window row: the columns [lo, hi) of the foreground within the
+    # filter radius of that row, where the row pass is read (0, 0: none)
     importance: np.ndarray  # (H * W,) float64: 2 - 0.5 ** (d / 5) on background, 0 on foreground
 
 
@@ -174,14 +179,56 @@ def ground_terms(mask: np.ndarray) -> WeightedFGround | None:
     )
     sources = np.empty(int((windows[:, 2] * windows[:, 3]).sum()), np.int32)
     window_fg = np.empty(np.count_nonzero(mask), np.int32)
-    _kernels.window_sources(mask.view(np.uint8), near, h, w, windows, _STEPS, sources, window_fg)
+    spans = np.empty(2 * int(windows[:, 2].sum()), np.int32)
+    _kernels.window_sources(mask.view(np.uint8), near, h, w, windows, _STEPS, sources, window_fg, spans)
     return WeightedFGround(
         n_fg=window_fg.size,
         windows=windows,
         sources=sources,
         window_fg=window_fg,
+        spans=spans,
         importance=_importance(mask),
     )
+
+
+def weighted_f_many(
+    maps: Sequence[np.ndarray],
+    values: np.ndarray,
+    ground: WeightedFGround | None,
+    beta2: float = 1.0,
+    empty: float = 0.0,
+) -> list[float]:
+    """Weighted F-beta of integer level maps of one GT (all uint8 or all uint16); level ``k`` of map ``m``
+    has normalised value ``values[m, k]``.
+
+    ``ground`` comes from :func:`ground_terms` of the binary GT; ``empty`` is returned for a GT without
+    foreground (PySODMetrics: 0; Matlab cannot score it: NaN). One compiled call reads the GT's
+    importance weights once for all the maps; each map gets the value it gets alone.
+    """
+    if ground is None:
+        return [empty] * len(maps)
+    if not maps:
+        return []
+    sums = np.empty((len(maps), 2))
+    _kernels.weighted_f_terms(
+        [np.ascontiguousarray(levels) for levels in maps],
+        maps[0].itemsize,
+        np.ascontiguousarray(values, dtype=np.float64),
+        ground.importance,
+        ground.windows,
+        ground.sources,
+        ground.window_fg,
+        ground.spans,
+        _KERNEL,
+        sums,
+    )
+    scores = []
+    for fp, fg_sum in sums.tolist():
+        tp = ground.n_fg - fg_sum
+        recall = 1 - fg_sum / ground.n_fg
+        precision = tp / (tp + fp + MATLAB_EPS)
+        scores.append((1 + beta2) * recall * precision / (recall + beta2 * precision + MATLAB_EPS))
+    return scores
 
 
 def weighted_f(
@@ -191,25 +238,5 @@ def weighted_f(
     beta2: float = 1.0,
     empty: float = 0.0,
 ) -> float:
-    """Weighted F-beta of an integer level map (uint8 or uint16) whose level ``k`` has normalised value
-    ``values[k]``.
-
-    ``ground`` comes from :func:`ground_terms` of the binary GT; ``empty`` is returned for a GT without
-    foreground (PySODMetrics: 0; Matlab cannot score it: NaN).
-    """
-    if ground is None:
-        return empty
-    fp, fg_sum = _kernels.weighted_f_terms(
-        np.ascontiguousarray(levels),
-        levels.itemsize,
-        np.ascontiguousarray(values, dtype=np.float64),
-        ground.importance,
-        ground.windows,
-        ground.sources,
-        ground.window_fg,
-        _KERNEL,
-    )
-    tp = ground.n_fg - fg_sum
-    recall = 1 - fg_sum / ground.n_fg
-    precision = tp / (tp + fp + MATLAB_EPS)
-    return float((1 + beta2) * recall * precision / (recall + beta2 * precision + MATLAB_EPS))
+    """:func:`weighted_f_many` of one map whose level ``k`` has normalised value ``values[k]``."""
+    return weighted_f_many([levels], values[None], ground, beta2, empty)[0]
