@@ -1,12 +1,12 @@
 /* Per-pixel loops of the metrics that NumPy and OpenCV can only do in several passes.
  *
- * Every function takes contiguous buffers (NumPy arrays) that the Python side (cosalbench.metrics.kernels)
- * has allocated and checked; the C side checks each index it follows, so a wrong argument raises
- * ValueError instead of reading or writing outside a buffer. No NumPy C API: only the buffer protocol.
+ * Every function takes contiguous buffers (NumPy arrays) that its callers (cosalbench.metrics.histogram and
+ * cosalbench.metrics.weighted_f) allocate; each checks the sizes and every index it follows, so a wrong
+ * argument raises ValueError instead of reading or writing outside a buffer. No NumPy C API: only the
+ * buffer protocol.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
