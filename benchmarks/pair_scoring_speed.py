@@ -7,8 +7,9 @@ Uses the leaderboard benchmark's synthetic GTs and methods (300x400 by default) 
   does (reported per pair), without and with wF;
 * PySODMetrics 1.6.2's ``MAE``, ``Smeasure``, ``Emeasure``, ``Fmeasure`` and ``WeightedFmeasure``
   ``step`` on the same arrays (reported per pair), the reference measured in the same run;
-* the weighted F alone: ``weighted_f.ground_terms`` once per GT plus ``weighted_f.weighted_f`` per map,
-  against ``WeightedFmeasure.step`` per pair (``--methods 1`` gives the single-method figure).
+* the weighted F alone: ``weighted_f.ground_terms`` once per GT plus ``weighted_f.weighted_f_many`` of
+  its maps (as ``evaluate`` scores them), against ``WeightedFmeasure.step`` per pair (``--methods 1``
+  gives the single-method figure).
 
 Best of ``--repeat`` passes (CPU seconds of this process), so a shared machine's noise mostly drops out.
 Everything runs with one OpenCV and one BLAS thread, as ``evaluate`` scores.
@@ -32,8 +33,8 @@ from cosalbench.parallel import single_threaded
 
 
 def _weighted_f_alone(gts: list, preds: list, repeat: int) -> tuple[float, float]:
-    """CPU seconds per pair of cosalbench's weighted F (``ground_terms`` once per GT, ``weighted_f`` per
-    map) and of PySODMetrics' ``WeightedFmeasure.step`` on the same arrays."""
+    """CPU seconds per pair of cosalbench's weighted F (``ground_terms`` once per GT, ``weighted_f_many``
+    of its maps) and of PySODMetrics' ``WeightedFmeasure.step`` on the same arrays."""
     import py_sod_metrics as psm
 
     from cosalbench.metrics import weighted_f
@@ -41,13 +42,13 @@ def _weighted_f_alone(gts: list, preds: list, repeat: int) -> tuple[float, float
     protocol = get_protocol("pysodmetrics")
     n_pairs = sum(len(maps) for maps in preds)
     # each map's per-level values, min-max stretched as PySODMetrics does (what evaluate passes)
-    stretched = [[protocol.values(int(pred.min()), int(pred.max()), 256) for pred in maps] for maps in preds]
+    stretched = [
+        np.stack([protocol.values(int(pred.min()), int(pred.max()), 256) for pred in maps]) for maps in preds
+    ]
 
     def ours() -> None:
         for gt, maps, values in zip(gts, preds, stretched, strict=True):
-            terms = weighted_f.ground_terms(gt > 128)
-            for pred, row in zip(maps, values, strict=True):
-                weighted_f.weighted_f(pred, row, terms)
+            weighted_f.weighted_f_many(maps, values, weighted_f.ground_terms(gt > 128))
 
     def reference() -> None:
         metric = psm.WeightedFmeasure()

@@ -230,7 +230,8 @@ static PyObject *squared_distances(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    int64_t largest = -1;
+    int64_t largest = 0;
+    int no_foreground = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t x = 0; x < width; x++)
         column[x] = m[x] ? 0 : far;
@@ -245,7 +246,7 @@ static PyObject *squared_distances(PyObject *self, PyObject *args)
             int32_t *here = column + y * width + x;
             *here = below < *here ? below : *here;
         }
-    for (Py_ssize_t y = 0; y < height && largest >= -1; y++) {
+    for (Py_ssize_t y = 0; y < height && !no_foreground; y++) {
         const int32_t *g = column + y * width;
         Py_ssize_t top = -1; /* the envelope: parabolas vertex[0..top], lifted = g^2 + x^2 */
         for (int32_t q = 0; q < width; q++) {
@@ -259,8 +260,8 @@ static PyObject *squared_distances(PyObject *self, PyObject *args)
             vertex[++top] = q;
             lifted[top] = lift;
         }
-        if (top < 0) {
-            largest = -2; /* no foreground at all */
+        if (top < 0) { /* a row sees the foreground of every column that has any: none at all */
+            no_foreground = 1;
             break;
         }
         Py_ssize_t k = 0;
@@ -274,7 +275,7 @@ static PyObject *squared_distances(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    if (largest < 0) {
+    if (no_foreground) {
         PyErr_SetString(PyExc_ValueError, "the mask has no foreground pixel");
         goto done;
     }

@@ -167,7 +167,8 @@ def _importance(mask: np.ndarray) -> np.ndarray:
 
 def ground_terms(mask: np.ndarray) -> WeightedFGround | None:
     """The GT-side terms of the weighted F for a bool mask; None when it has no foreground."""
-    if not mask.any():
+    n_fg = np.count_nonzero(mask)
+    if n_fg == 0:
         return None
     h, w = mask.shape
     mask = np.ascontiguousarray(mask)
@@ -178,11 +179,11 @@ def ground_terms(mask: np.ndarray) -> WeightedFGround | None:
         [(top, left, bottom - top, right - left, 0) for top, bottom, left, right in boxes], np.int64
     )
     sources = np.empty(int((windows[:, 2] * windows[:, 3]).sum()), np.int32)
-    window_fg = np.empty(np.count_nonzero(mask), np.int32)
+    window_fg = np.empty(n_fg, np.int32)
     spans = np.empty(2 * int(windows[:, 2].sum()), np.int32)
     _kernels.window_sources(mask.view(np.uint8), near, h, w, windows, _STEPS, sources, window_fg, spans)
     return WeightedFGround(
-        n_fg=window_fg.size,
+        n_fg=n_fg,
         windows=windows,
         sources=sources,
         window_fg=window_fg,
